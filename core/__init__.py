@@ -1,0 +1,59 @@
+"""Application factory: builds a Haven app from configuration and registers every area."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from core.config import PROJECT_ROOT, load_config
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Create and configure a Haven application."""
+    app = Flask(
+        "haven",
+        root_path=str(PROJECT_ROOT),
+        instance_path=str(PROJECT_ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder="templates",
+        static_folder="static",
+    )
+    load_config(app, overrides)
+    if app.config.get("HAVEN_PROXY_COUNT"):
+        # Behind a reverse proxy the client address (rate limits, audit) comes from it.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["HAVEN_PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    app.jinja_env.add_extension("jinja2.ext.do")
+
+    from core import audit, crypto, i18n, navigation, security, sessions
+    from core.db import db
+    from core.extensions import csrf, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    crypto.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    i18n.init_app(app)
+    security.init_app(app)
+    audit.init_app(app)
+    login_manager.init_app(app)
+    sessions.init_app(app)
+    navigation.init_app(app)
+
+    from core import auth, views
+    from core.admin import bp as admin_bp
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin_bp)
+
+    import casework.views
+
+    app.register_blueprint(casework.views.bp)
+
+    from core.cli import register_cli
+
+    register_cli(app)
+    return app

@@ -1,0 +1,119 @@
+"""Configuration: defaults, then instance/config.py, then HAVEN_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigurationError(RuntimeError):
+    """Raised when the app must not start with the configuration it was given."""
+
+
+DEFAULTS: dict[str, object] = {
+    "HAVEN_ENV": "development",
+    "SQLALCHEMY_DATABASE_URI": None,  # filled in from the instance folder
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # Attachments may be 20 MB; multipart overhead and other fields need a little more.
+    "MAX_CONTENT_LENGTH": 21 * 1024 * 1024,
+    "MAX_FORM_MEMORY_SIZE": 2 * 1024 * 1024,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_NAME": "haven_session",
+    "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
+    "HAVEN_IDLE_TIMEOUT": timedelta(minutes=15),
+    "HAVEN_ABSOLUTE_TIMEOUT": timedelta(hours=8),
+    "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session, which is bounded
+    "BABEL_DEFAULT_LOCALE": "en",
+    "BABEL_DEFAULT_TIMEZONE": "Asia/Baku",
+    "HAVEN_LANGUAGES": ("en", "az", "ru"),
+    "HAVEN_REDIS_URL": None,
+    "HAVEN_LOGIN_LIMIT": "10 per minute;50 per hour",
+    "HAVEN_LOCKOUT_THRESHOLD": 5,
+    "HAVEN_LOCKOUT_MINUTES": 15,
+    "HAVEN_AUDIT_CHECKPOINT_EVERY_ENTRIES": 1000,
+    "HAVEN_AUDIT_CHECKPOINT_EVERY_SECONDS": 300,
+    "HAVEN_LOAD_DEMO_DATA": False,
+}
+
+# Environment variables read as strings and the config keys they set.
+ENVIRONMENT_KEYS = {
+    "HAVEN_ENV": "HAVEN_ENV",
+    "HAVEN_SECRET_KEY": "SECRET_KEY",
+    "HAVEN_DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
+    "HAVEN_REDIS_URL": "HAVEN_REDIS_URL",
+    "HAVEN_KEYRING_FILE": "HAVEN_KEYRING_FILE",
+    "HAVEN_AUDIT_CHECKPOINT_DIR": "HAVEN_AUDIT_CHECKPOINT_DIR",
+    "HAVEN_SMTP_URL": "HAVEN_SMTP_URL",
+    "HAVEN_PROXY_COUNT": "HAVEN_PROXY_COUNT",
+}
+
+
+def load_config(app: Flask, overrides: dict | None = None) -> None:
+    """Fill app.config from defaults, the instance folder, the environment and overrides."""
+    app.config.update(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    for variable, key in ENVIRONMENT_KEYS.items():
+        if os.environ.get(variable):
+            app.config[key] = os.environ[variable]
+    if overrides:
+        app.config.update(overrides)
+
+    instance = Path(app.instance_path)
+    app.config.setdefault("HAVEN_KEYRING_FILE", str(instance / "keys" / "keyring.json"))
+    app.config.setdefault("HAVEN_AUDIT_CHECKPOINT_DIR", str(instance / "audit-checkpoints"))
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'haven.sqlite3'}"
+    if app.config["HAVEN_REDIS_URL"]:
+        app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["HAVEN_REDIS_URL"])
+    else:
+        app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+
+    if is_production(app):
+        _configure_production(app)
+    else:
+        _configure_development(app, instance)
+
+
+def is_production(app: Flask) -> bool:
+    return app.config["HAVEN_ENV"] == "production"
+
+
+def _configure_production(app: Flask) -> None:
+    if not app.config.get("SECRET_KEY"):
+        raise ConfigurationError("HAVEN_SECRET_KEY is required in production")
+    if len(str(app.config["SECRET_KEY"])) < 32:
+        raise ConfigurationError("HAVEN_SECRET_KEY must be at least 32 characters")
+    if not (os.environ.get("HAVEN_KEYRING") or Path(app.config["HAVEN_KEYRING_FILE"]).exists()):
+        raise ConfigurationError("a key ring is required in production (HAVEN_KEYRING)")
+    app.config["SESSION_COOKIE_SECURE"] = True
+    # The __Host- prefix pins the cookie to this host, https and path /.
+    app.config["SESSION_COOKIE_NAME"] = "__Host-haven_session"
+    app.config["PREFERRED_URL_SCHEME"] = "https"
+
+
+def _configure_development(app: Flask, instance: Path) -> None:
+    """Create the secret key and key ring on first run, readable by this user only."""
+    from core.crypto import KeyRing, write_keyring_file
+
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        key_file = instance / "secret_key"
+        if not key_file.exists():
+            _write_private(key_file, secrets.token_urlsafe(48))
+        app.config["SECRET_KEY"] = key_file.read_text().strip()
+    keyring_file = Path(app.config["HAVEN_KEYRING_FILE"])
+    if not os.environ.get("HAVEN_KEYRING") and not keyring_file.exists():
+        write_keyring_file(keyring_file, KeyRing.generate())
+
+
+def _write_private(path: Path, content: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(content)

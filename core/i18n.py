@@ -1,0 +1,41 @@
+"""Languages: English, Azerbaijani and Russian; the user's choice wins, then the browser's."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, has_request_context, request, session
+from flask_babel import format_date, format_datetime
+from flask_login import current_user
+
+from core.config import PROJECT_ROOT
+from core.extensions import babel
+
+LANGUAGE_NAMES = {"en": "English", "az": "Azərbaycanca", "ru": "Русский"}
+
+
+def select_locale() -> str:
+    languages = current_app.config["HAVEN_LANGUAGES"]
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    if current_user and current_user.is_authenticated and current_user.language in languages:
+        return current_user.language
+    chosen = session.get("language")
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or "en"
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(PROJECT_ROOT / "translations"))
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.filters["date"] = lambda value, fmt="medium": (
+        format_date(value, fmt) if value else ""
+    )
+    app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
+        format_datetime(value, fmt) if value else ""
+    )
+
+    @app.context_processor
+    def inject_languages():
+        from flask_babel import get_locale
+
+        return {"language_names": LANGUAGE_NAMES, "current_language": str(get_locale())}

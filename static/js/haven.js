@@ -1,0 +1,27 @@
+// Progressive enhancement only: every page works without this file.
+"use strict";
+
+document.documentElement.classList.add("js");
+
+document.addEventListener("change", (event) => {
+  const target = event.target;
+  if (target instanceof HTMLSelectElement && target.hasAttribute("data-autosubmit")) {
+    target.form.requestSubmit();
+  }
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  const summary = document.querySelector(".error-summary");
+  if (summary) {
+    summary.focus();
+  }
+  document.querySelectorAll("[data-copy-target]").forEach((button) => {
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      const source = document.getElementById(button.dataset.copyTarget);
+      if (source && navigator.clipboard) {
+        navigator.clipboard.writeText(source.textContent.trim());
+      }
+    });
+  });
+});
