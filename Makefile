@@ -44,9 +44,15 @@ translations: install
 	@$(BIN)/pybabel compile -q -d translations
 
 # Re-extract strings and update the catalogs after changing marked strings.
+# -q belongs to pybabel, not to its subcommands. --ignore-dirs replaces babel's default,
+# which skips every directory starting with "_" (templates/_macros). See docs/translating.md.
 messages: install
-	$(BIN)/pybabel extract -q -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot .
-	$(BIN)/pybabel update -q -i translations/messages.pot -d translations --no-fuzzy-matching
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 \
+		--ignore-dirs ".* __pycache__" \
+		--project Haven --version 0.1.0 --copyright-holder "the Haven project" \
+		-o translations/messages.pot .
+	$(BIN)/pybabel -q update -i translations/messages.pot -d translations \
+		--no-fuzzy-matching --ignore-obsolete
 
 bench: install system-deps
 	$(BIN)/python -m bench

@@ -39,7 +39,11 @@ class Case(db.Model):
     """A person's case: owner agency, state, and personal data encrypted under its own key."""
 
     __tablename__ = "cases"
-    __table_args__ = (enum_check("status", CaseStatus),)
+    __table_args__ = (
+        enum_check("status", CaseStatus),
+        # The case list pages newest first inside one agency (keyset on created_at, id).
+        Index("ix_cases_owner_created", "owner_agency_id", "created_at", "id"),
+    )
 
     # A UUID set in __init__, not at flush: the row id is bound into every ciphertext.
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)

@@ -25,7 +25,13 @@ from casework.services import (
 )
 from core import audit
 from core.db import db
-from core.policy import can_create_case, can_edit_case, case_or_404, visible_cases
+from core.policy import (
+    can_create_case,
+    can_edit_case,
+    can_list_cases,
+    case_or_404,
+    visible_cases,
+)
 from core.security import mark_sensitive
 
 bp = Blueprint("casework", __name__, url_prefix="/cases")
@@ -56,12 +62,6 @@ class CasePage:
     next_after: str | None
 
 
-def _may_list_cases(user) -> bool:
-    # Whoever works the own agency's cases may list them. Coordinators get their list of
-    # shared cases with the referral issue; until then the list is not theirs (404).
-    return can_create_case(user)
-
-
 def _status(case: Case) -> tuple[str, str]:
     status = CaseStatus(case.status)
     return str(STATUS_LABELS[status]), STATUS_BADGES[status]
@@ -74,7 +74,7 @@ def _display_name(case: Case) -> str:
 
 @bp.get("/")
 def index():
-    if not _may_list_cases(current_user):
+    if not can_list_cases(current_user):
         abort(404)
     mark_sensitive()
     scope = visible_cases(current_user)

@@ -44,10 +44,12 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from core import auth, views
     from core.admin import bp as admin_bp
+    from core.audit_views import bp as audit_bp
 
     app.register_blueprint(views.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(audit_bp)
 
     import casework.views
 

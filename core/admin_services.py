@@ -8,6 +8,11 @@ before anything is changed.
 
 Changes to what a user may do (deactivation, roles, agency, 2FA reset) end all the user's
 sessions, so they take effect on the very next request.
+
+Initial passwords: the admin types one, checked by the password policy, and hands it over
+in person. A generated one-time password was the alternative; it would have to be shown on
+a page (and so sit in the admin's browser history and screen) exactly like a typed one, and
+the account is useless without enrolling TOTP at the first sign-in either way.
 """
 
 from __future__ import annotations

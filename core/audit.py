@@ -50,7 +50,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -189,6 +189,7 @@ _CONTENT_COLUMNS = (
     "reason",
     "remote_addr",
 )
+_CONTENT_WIDTH = len(_CONTENT_COLUMNS)
 
 
 # Recording ------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ def record(
         object_id = str(object_id)
         if len(object_id) > MAX_NAME_LENGTH:
             raise ValueError("audit object id too long")
-    if user is None:
+    if user is None or not getattr(user, "is_authenticated", True):
         user = _signed_in_user()
     entry = AuditEntry(
         occurred_at=utcnow(),
@@ -263,36 +264,60 @@ def _signed_in_user() -> Any:
 # The chain --------------------------------------------------------------------------------
 
 
-def _json_text(value: str | None) -> str:
-    # The C function json.dumps itself uses for a str (ensure_ascii), without its overhead.
-    return "null" if value is None else _json_string(value)
+# One format string for the canonical JSON; %-formatting is the fastest way to fill it.
+_CANONICAL_FORMAT = (
+    '{"action":%s,"agency_id":%s,"chain_seq":%s,"field_names":%s,"id":%s,"object_id":%s,'
+    '"object_type":%s,"occurred_at":"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ","outcome":%s,'
+    '"reason":%s,"remote_addr":%s,"user_id":%s}'
+)
 
 
-def _json_int(value: int | None) -> str:
-    return "null" if value is None else str(int(value))
-
-
-def canonical_entry(values: dict[str, Any]) -> bytes:
-    """Return an entry's canonical bytes: JSON, sorted keys, compact, ASCII, UTC microseconds.
-
-    The same bytes as ``json.dumps(content, sort_keys=True, separators=(",", ":"))`` (a test
-    holds the two together), written out by hand because verify runs it a million times.
-    Every column except ``prev_hash`` and ``entry_hash`` is in it.
-    """
-    v = values
-    occurred_at = v["occurred_at"].astimezone(UTC).replace(tzinfo=None)
+def _canonical(
+    entry_id, chain_seq, occurred_at, user_id, agency_id, action, object_type, object_id,
+    outcome, field_names, reason, remote_addr,
+) -> bytes:  # fmt: skip
+    """Return the canonical bytes of the values in ``_CONTENT_COLUMNS`` order."""
+    q = _json_string
+    if occurred_at.tzinfo is not UTC:
+        occurred_at = occurred_at.astimezone(UTC)
     return (
-        f'{{"action":{_json_text(v["action"])},"agency_id":{_json_int(v["agency_id"])},'
-        f'"chain_seq":{_json_int(v["chain_seq"])},"field_names":{_json_text(v["field_names"])},'
-        f'"id":{_json_int(v["id"])},"object_id":{_json_text(v["object_id"])},'
-        f'"object_type":{_json_text(v["object_type"])},'
-        f'"occurred_at":"{occurred_at.isoformat(timespec="microseconds")}Z",'
-        f'"outcome":{_json_text(v["outcome"])},"reason":{_json_text(v["reason"])},'
-        f'"remote_addr":{_json_text(v["remote_addr"])},"user_id":{_json_int(v["user_id"])}}}'
+        _CANONICAL_FORMAT
+        % (
+            "null" if action is None else q(action),
+            "null" if agency_id is None else int(agency_id),
+            "null" if chain_seq is None else int(chain_seq),
+            "null" if field_names is None else q(field_names),
+            int(entry_id),
+            "null" if object_id is None else q(object_id),
+            "null" if object_type is None else q(object_type),
+            occurred_at.year,
+            occurred_at.month,
+            occurred_at.day,
+            occurred_at.hour,
+            occurred_at.minute,
+            occurred_at.second,
+            occurred_at.microsecond,
+            "null" if outcome is None else q(outcome),
+            "null" if reason is None else q(reason),
+            "null" if remote_addr is None else q(remote_addr),
+            "null" if user_id is None else int(user_id),
+        )
     ).encode("ascii")
 
 
-def chain_hash(prev_hash: str, values: dict[str, Any]) -> str:
+def canonical_entry(values: Mapping[str, Any]) -> bytes:
+    """Return an entry's canonical bytes: JSON, sorted keys, compact, ASCII, UTC microseconds.
+
+    The same bytes as ``json.dumps(content, sort_keys=True, separators=(",", ":"))`` with
+    ``occurred_at`` as ``2026-05-01T10:30:00.000000Z`` (a test holds the two together),
+    written out by hand because verify runs it a million times; ``_json_string`` is the C
+    function json.dumps itself uses for a str. Every column except ``prev_hash`` and
+    ``entry_hash`` is in it.
+    """
+    return _canonical(*(values[name] for name in _CONTENT_COLUMNS))
+
+
+def chain_hash(prev_hash: str, values: Mapping[str, Any]) -> str:
     """Return SHA-256(previous hash || canonical entry) as hex."""
     digest = hashlib.sha256(bytes.fromhex(prev_hash))
     digest.update(canonical_entry(values))
@@ -402,13 +427,26 @@ def _take_linker_lock(connection) -> None:
 def chain_head() -> tuple[int, str] | None:
     """Return (chain_seq, entry_hash) of the newest linked entry, or None."""
     table = AuditEntry.__table__
-    row = db.session.execute(
+    return _first_row(
         select(table.c.chain_seq, table.c.entry_hash)
         .where(table.c.chain_seq.is_not(None))
         .order_by(table.c.chain_seq.desc())
         .limit(1)
-    ).first()
-    return (row[0], row[1]) if row else None
+    )
+
+
+def _hash_at(chain_seq: int) -> str | None:
+    table = AuditEntry.__table__
+    row = _first_row(select(table.c.entry_hash).where(table.c.chain_seq == chain_seq))
+    return row[0] if row else None
+
+
+def _first_row(query) -> tuple | None:
+    # Its own short connection: the linker and CLI leave the caller's session untouched.
+    with db.engine.connect() as connection:
+        row = connection.execute(query).first()
+        connection.rollback()
+    return tuple(row) if row else None
 
 
 # Checkpoints -----------------------------------------------------------------------------
@@ -457,6 +495,7 @@ class Checkpoint:
             )
             if data.get("version") != CHECKPOINT_VERSION:
                 raise ValueError("unknown checkpoint version")
+            checkpoint.created  # noqa: B018 - a line whose time does not parse is unreadable
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as error:
             raise ValueError("not a checkpoint line") from error
         return checkpoint
@@ -564,7 +603,12 @@ def checkpoint_signature_valid(checkpoint: Checkpoint) -> bool:
 
 
 def checkpoint_if_due(head: tuple[int, str] | None = None) -> Checkpoint | None:
-    """Write a checkpoint if the chain grew by the configured entries or time since the last."""
+    """Write a checkpoint if the chain grew by the configured entries or time since the last.
+
+    Never over a chain that no longer holds the last checkpoint's head: a new checkpoint
+    would bless newest entries removed and then grown over. That is logged as an error and
+    left for `flask audit verify` to report.
+    """
     if head is None:
         head = chain_head()
     if head is None:
@@ -581,7 +625,21 @@ def checkpoint_if_due(head: tuple[int, str] | None = None) -> Checkpoint | None:
             and age < config["HAVEN_AUDIT_CHECKPOINT_EVERY_SECONDS"]
         ):
             return None
+        if not chain_holds(newest):
+            current_app.logger.error(
+                "audit: the chain no longer holds checkpoint %s; no new checkpoint is written"
+                " until this is resolved (run `flask audit verify`)",
+                newest.chain_seq,
+            )
+            return None
     return write_checkpoint(head)
+
+
+def chain_holds(checkpoint: Checkpoint) -> bool:
+    """Return whether the checkpoint is genuine and its head is still in the chain."""
+    return checkpoint_signature_valid(checkpoint) and (
+        _hash_at(checkpoint.chain_seq) == checkpoint.head_hash
+    )
 
 
 # Verification ----------------------------------------------------------------------------
@@ -684,8 +742,11 @@ class VerifyResult:
     def summary(self) -> str:
         if not self.ok:
             return self.first_break.message
-        if self.checkpoint is None:
-            return gettext("The audit log is empty.")
+        if not self.entries_checked:
+            return gettext(
+                "No entry is linked into the chain yet; %(unlinked)s waiting to be linked.",
+                unlinked=self.unlinked,
+            )
         return gettext(
             "The audit log is intact: %(count)s entries checked, %(unlinked)s waiting to be "
             "linked; the latest signed checkpoint covers %(checkpoint)s entries.",
@@ -730,11 +791,10 @@ def verify_chain(batch_size: int = VERIFY_BATCH_SIZE) -> VerifyResult:
     expected_seq = 1
     prev_hash = GENESIS_HASH
     chain_break: Break | None = None
+    sha256 = hashlib.sha256
     with _stream_chain(batch_size) as rows:
         for row in rows:
-            values = row._mapping
-            entry_id, seq = values["id"], values["chain_seq"]
-            stored_prev, stored_hash = values["prev_hash"], values["entry_hash"]
+            entry_id, seq, stored_prev, stored_hash = row[0], row[1], row[-2], row[-1]
             if seq != expected_seq:
                 chain_break = Break(
                     BreakKind.MISSING_SEQUENCE if seq > expected_seq else BreakKind.BROKEN_LINK,
@@ -746,7 +806,13 @@ def verify_chain(batch_size: int = VERIFY_BATCH_SIZE) -> VerifyResult:
             if stored_prev != prev_hash:
                 chain_break = Break(BreakKind.BROKEN_LINK, entry_id=entry_id, chain_seq=seq)
                 break
-            if stored_hash != chain_hash(prev_hash, values):
+            try:
+                digest = sha256(bytes.fromhex(prev_hash))
+                digest.update(_canonical(*row[:_CONTENT_WIDTH]))
+                intact = stored_hash == digest.hexdigest()
+            except (TypeError, ValueError, AttributeError):
+                intact = False  # a value of the wrong type, written behind the app's back
+            if not intact:
                 chain_break = Break(BreakKind.EDITED, entry_id=entry_id, chain_seq=seq)
                 break
             if result.checkpoint is not None and seq == result.checkpoint.chain_seq:
@@ -846,9 +912,21 @@ def link_command(batch_size: int) -> None:
 
 
 @audit_cli.command("checkpoint")
-def checkpoint_command() -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write it even though the chain no longer holds the last checkpoint (after a restore"
+    " whose loss is understood).",
+)
+def checkpoint_command(force: bool) -> None:
     """Link pending entries, then write a signed checkpoint of the chain head."""
     link_pending(checkpoint=False)
+    newest = latest_checkpoint()
+    if newest is not None and not force and not chain_holds(newest):
+        raise click.ClickException(
+            f"the chain no longer holds the checkpoint at position {newest.chain_seq}: run"
+            " `flask audit verify`; --force writes a new checkpoint anyway"
+        )
     checkpoint = write_checkpoint()
     if checkpoint is None:
         click.echo("the audit log is empty: no checkpoint written")

@@ -108,6 +108,10 @@ def _configure_development(app: Flask, instance: Path) -> None:
         if not key_file.exists():
             _write_private(key_file, secrets.token_urlsafe(48))
         app.config["SECRET_KEY"] = key_file.read_text().strip()
+    database = instance / "haven.sqlite3"
+    if app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{database}" and not database.exists():
+        # SQLite creates its -wal and -shm files with the database file's mode.
+        _write_private(database, "")
     keyring_file = Path(app.config["HAVEN_KEYRING_FILE"])
     if not os.environ.get("HAVEN_KEYRING") and not keyring_file.exists():
         write_keyring_file(keyring_file, KeyRing.generate())

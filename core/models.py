@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.crypto import DataKey, EncryptedField
@@ -77,7 +77,17 @@ ROLE_LABELS = {
 
 class Agency(db.Model):
     __tablename__ = "agencies"
-    __table_args__ = (enum_check("type", AgencyType),)
+    __table_args__ = (
+        enum_check("type", AgencyType),
+        # At most one national coordinator, even when two admins save at the same moment.
+        Index(
+            "uq_agencies_one_national_coordinator",
+            "is_national_coordinator",
+            unique=True,
+            sqlite_where=text("is_national_coordinator"),
+            postgresql_where=text("is_national_coordinator"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -100,7 +110,9 @@ class UserRole(db.Model):
     __tablename__ = "user_roles"
     __table_args__ = (enum_check("role", Role),)
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     role: Mapped[str] = mapped_column(enum_string(Role), primary_key=True)
 
 
@@ -130,9 +142,7 @@ class User(db.Model):
 
     agency: Mapped[Agency] = relationship(back_populates="users", lazy="joined")
     data_key: Mapped[DataKey | None] = relationship()
-    role_rows: Mapped[list[UserRole]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin"
-    )
+    role_rows: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
 
     # Flask-Login protocol -------------------------------------------------
     @property

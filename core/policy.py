@@ -97,6 +97,14 @@ def can_create_case(user: Any) -> bool:
     return _works_cases(user)
 
 
+def can_list_cases(user: Any) -> bool:
+    """Return whether the user has a case list: the own agency's cases.
+
+    Coordinators get their list of cases shared with the NRM with the referral work.
+    """
+    return _works_cases(user)
+
+
 def can_view_case(user: Any, case: Case) -> bool:
     """Return whether the user may read the case."""
     if _works_cases(user) and _owns(user, case):
@@ -161,6 +169,7 @@ class Rule:
 
 RULES: dict[str, Rule] = {
     "create_case": Rule(can_create_case, needs_object=False),
+    "list_cases": Rule(can_list_cases, needs_object=False),
     "view_case": Rule(can_view_case, needs_object=True),
     "edit_case": Rule(can_edit_case, needs_object=True),
     "assign_case": Rule(can_assign_case, needs_object=True),
@@ -263,8 +272,34 @@ def get_visible_or_404(scope: Select, object_id: Any):
 
 
 def case_or_404(user: Any, case_id: Any) -> Case:
-    """Load a case the user may see, or abort with 404."""
-    return get_visible_or_404(visible_cases(user), case_id)
+    """Load a case the user may see, or abort with 404.
+
+    A refused attempt on a case that exists is audited as denied (DESIGN: denied attempts
+    are logged, not only reads); the answer stays a plain 404 either way.
+    """
+    from werkzeug.exceptions import NotFound
+
+    try:
+        return get_visible_or_404(visible_cases(user), case_id)
+    except NotFound:
+        from casework.models import Case
+
+        if _is_uuid(case_id) and db.session.get(Case, str(case_id)) is not None:
+            from core.audit import record_denied
+
+            # Committed by the audit hook although the answer is a 404.
+            record_denied("case.view_denied", object_type="case", object_id=case_id)
+        raise
+
+
+def _is_uuid(value: Any) -> bool:
+    if isinstance(value, uuid.UUID):
+        return True
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 # Role combinations ------------------------------------------------------------------------

@@ -503,3 +503,16 @@ def test_the_policy_scope_hides_cases_from_the_anonymous(db, world):
     from core.policy import visible_cases
 
     assert db.session.scalars(visible_cases(AnonymousUserMixin())).all() == []
+
+
+def test_a_refused_case_read_is_audited_as_denied(app, db, world):
+    response = client_for(app, world["charlie"]).get(f"/cases/{world['case_id']}")
+
+    assert response.status_code == 404
+    db.session.expire_all()
+    denied = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "case.view_denied")
+    ).all()
+    assert [(entry.user_id, entry.object_id, entry.outcome) for entry in denied] == [
+        (world["charlie"].id, world["case_id"], "denied")
+    ]

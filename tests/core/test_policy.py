@@ -68,7 +68,7 @@ def world(db):
     )
 
 
-USER_ACTIONS = ["create_case", "manage_agencies", "manage_users", "view_audit_log"]
+USER_ACTIONS = ["create_case", "list_cases", "manage_agencies", "manage_users", "view_audit_log"]
 USER_ACTIONS += ["view_statistics"]
 CASE_ACTIONS = ["view_case", "edit_case", "assign_case", "break_glass"]
 
@@ -81,9 +81,9 @@ NORTH_SUPERVISION = {
     "break_glass:north_closed",
 }
 EXPECTED = {
-    "alice": {"create_case", *NORTH_CASEWORK},
-    "bob": {"create_case", *NORTH_CASEWORK, *NORTH_SUPERVISION},
-    "charlie": {"create_case", "view_case:south", "edit_case:south"},
+    "alice": {"create_case", "list_cases", *NORTH_CASEWORK},
+    "bob": {"create_case", "list_cases", *NORTH_CASEWORK, *NORTH_SUPERVISION},
+    "charlie": {"create_case", "list_cases", "view_case:south", "edit_case:south"},
     "admin": {"manage_agencies", "manage_users"},
     "admin_caseworker": {"manage_agencies", "manage_users"},
     "analyst": {"view_statistics"},
@@ -94,7 +94,7 @@ EXPECTED = {
     "deactivated": set(),
     "agency_closed": set(),
     "anonymous": set(),
-    "analyst_caseworker": {"create_case", "view_statistics", *NORTH_CASEWORK},
+    "analyst_caseworker": {"create_case", "list_cases", "view_statistics", *NORTH_CASEWORK},
 }
 
 
@@ -116,6 +116,7 @@ def test_can_functions_agree_with_may(world, persona):
     user = getattr(world, persona)
     case = world.cases["north"]
     assert policy.can_create_case(user) == policy.may(user, "create_case")
+    assert policy.can_list_cases(user) == policy.may(user, "list_cases")
     assert policy.can_view_case(user, case) == policy.may(user, "view_case", case)
     assert policy.can_edit_case(user, case) == policy.may(user, "edit_case", case)
     assert policy.can_assign_case(user, case) == policy.may(user, "assign_case", case)
