@@ -41,7 +41,7 @@ browser-deps:
 	@bash scripts/system-deps.sh --browser
 
 translations: install
-	@$(BIN)/pybabel compile -q -d translations
+	$(BIN)/pybabel compile -d translations
 
 # Re-extract strings and update the catalogs after changing marked strings.
 # -q belongs to pybabel, not to its subcommands. --ignore-dirs replaces babel's default,

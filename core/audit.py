@@ -30,7 +30,9 @@ reading the file's tail, and operators can make it append-only (``chattr +a``) o
 off the host like any log. With several app machines the directory must be shared storage
 (or only one host runs the linker, from cron). After restoring the database from a backup,
 checkpoints newer than the restored chain are reported as truncation, as they should be:
-move the file aside deliberately once the loss is understood.
+move the file aside, or run ``flask audit checkpoint --force``, once the loss is understood.
+The linker never writes a checkpoint over a chain that no longer holds the previous
+checkpoint's head, so newest entries cut off and then grown over stay visible to verify.
 
 ``verify_chain()`` streams the chain in ``chain_seq`` order and names the first broken
 entry, then checks the newest checkpoint against it.
@@ -743,10 +745,7 @@ class VerifyResult:
         if not self.ok:
             return self.first_break.message
         if not self.entries_checked:
-            return gettext(
-                "No entry is linked into the chain yet; %(unlinked)s waiting to be linked.",
-                unlinked=self.unlinked,
-            )
+            return gettext("The audit log is empty.")
         return gettext(
             "The audit log is intact: %(count)s entries checked, %(unlinked)s waiting to be "
             "linked; the latest signed checkpoint covers %(checkpoint)s entries.",

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, object] = {
     "HAVEN_LOCKOUT_MINUTES": 15,
     "HAVEN_AUDIT_CHECKPOINT_EVERY_ENTRIES": 1000,
     "HAVEN_AUDIT_CHECKPOINT_EVERY_SECONDS": 300,
+    # Link new audit entries into the hash chain after each response (plus `flask audit link`
+    # from cron every minute, so checkpoints are written while no requests come in).
+    "HAVEN_AUDIT_LINK_AFTER_REQUEST": True,
     "HAVEN_LOAD_DEMO_DATA": False,
 }
 

@@ -94,8 +94,10 @@ def app_context(app):
 
 
 @pytest.fixture
-def db(app_context):
+def db(app_context, tmp_path):
     """The database handle, with every table emptied after the test."""
+    # Checkpoints live outside the database: a fresh directory for each fresh database.
+    app_context.config["HAVEN_AUDIT_CHECKPOINT_DIR"] = str(tmp_path / "audit-checkpoints")
     yield database
     database.session.rollback()
     database.session.remove()

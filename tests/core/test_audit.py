@@ -6,6 +6,7 @@ import base64
 import itertools
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,12 +19,9 @@ from tests.conftest import TEST_DB
 
 
 @pytest.fixture(autouse=True)
-def checkpoint_dir(app, tmp_path):
-    """Give every test its own checkpoint file: tables are emptied between tests."""
-    previous = app.config["HAVEN_AUDIT_CHECKPOINT_DIR"]
-    app.config["HAVEN_AUDIT_CHECKPOINT_DIR"] = str(tmp_path / "checkpoints")
-    yield tmp_path / "checkpoints"
-    app.config["HAVEN_AUDIT_CHECKPOINT_DIR"] = previous
+def checkpoint_dir(app, db):
+    """The test's own checkpoint directory (the db fixture gives one per test)."""
+    return Path(app.config["HAVEN_AUDIT_CHECKPOINT_DIR"])
 
 
 def record_entries(count: int, **kwargs) -> list[AuditEntry]:
@@ -365,6 +363,24 @@ def test_verify_without_a_checkpoint_says_so(db, checkpoint_dir):
 def test_an_empty_log_verifies(db):
     result = audit.verify_chain()
     assert result.ok and result.entries_checked == 0
+    assert result.summary == "The audit log is empty."
+
+
+def test_newest_entries_cut_off_and_grown_over_stay_visible(app, db):
+    removed_id = linked_chain(5)[4].id
+    assert audit.latest_checkpoint().chain_seq == 5
+    execute("DELETE FROM audit_entries WHERE chain_seq > 3")
+    # New entries take positions 4 and up again; the linker must not bless that chain.
+    app.config["HAVEN_AUDIT_CHECKPOINT_EVERY_ENTRIES"] = 2
+    try:
+        record_entries(6)
+        assert audit.link_pending() == 6
+    finally:
+        app.config["HAVEN_AUDIT_CHECKPOINT_EVERY_ENTRIES"] = 1000
+    assert audit.latest_checkpoint().chain_seq == 5
+    [problem] = audit.verify_chain().breaks
+    assert problem.kind is BreakKind.CHECKPOINT_MISMATCH
+    assert problem.chain_seq == 5 and problem.entry_id != removed_id
 
 
 # Checkpoints -----------------------------------------------------------------------------
@@ -422,11 +438,15 @@ def test_checkpoints_are_kept_one_line_each(db, checkpoint_dir):
 
 def test_an_unreadable_checkpoint_line_is_skipped_and_counted(db, checkpoint_dir):
     linked_chain(2)
+    genuine = json.loads((checkpoint_dir / audit.CHECKPOINT_FILE).read_text())
     with (checkpoint_dir / audit.CHECKPOINT_FILE).open("a") as handle:
+        handle.write(json.dumps({**genuine, "chain_seq": 9, "created_at": "soon"}) + "\n")
         handle.write('{"chain_seq": 9, "truncated wri')
     result = audit.verify_chain()
     assert result.ok
-    assert result.unreadable_checkpoint_lines == 1
+    assert result.unreadable_checkpoint_lines == 2
+    record_entries(1)
+    assert audit.link_pending() == 1
 
 
 def test_write_checkpoint_on_an_empty_log_writes_nothing(db, checkpoint_dir):
@@ -498,3 +518,18 @@ def test_cli_link_reports_how_many(app, db):
     result = app.test_cli_runner().invoke(args=["audit", "link", "--batch-size", "3"])
     assert result.exit_code == 0, result.output
     assert "linked 4 entries" in result.output
+
+
+def test_cli_checkpoint_refuses_a_chain_that_lost_the_last_checkpoint(app, db):
+    linked_chain(3)
+    execute("DELETE FROM audit_entries WHERE chain_seq = 3")
+    record_entries(2)
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["audit", "checkpoint"])
+    assert refused.exit_code == 1
+    assert "no longer holds the checkpoint at position 3" in refused.output
+    assert audit.latest_checkpoint().chain_seq == 3
+    forced = runner.invoke(args=["audit", "checkpoint", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert audit.latest_checkpoint().chain_seq == 4
+    assert audit.verify_chain().ok

@@ -176,12 +176,6 @@ def test_catalog_has_every_source_string(language):
 
 # (d) served -------------------------------------------------------------------------------
 
-# core.forms.LanguageForm passes its choices as tuples, which WTForms 3.3 deprecates; remove
-# this once it builds them with SelectChoice (as core.admin_forms.language_choices does).
-LANGUAGE_FORM_TUPLES = pytest.mark.filterwarnings(
-    "ignore:Passing SelectField choices as tuples is deprecated:DeprecationWarning"
-)
-
 
 @pytest.fixture
 def compiled():
@@ -226,7 +220,6 @@ def test_login_page_is_azerbaijani_and_russian_by_hand():
     assert "Войти" in translated("ru", "Sign in")
 
 
-@LANGUAGE_FORM_TUPLES
 def test_language_switch_changes_the_login_page(client, compiled):
     assert "Sign in to Haven" in login_page(client, **{"Accept-Language": "en"})
 
@@ -245,7 +238,6 @@ def test_language_switch_changes_the_login_page(client, compiled):
     assert translated("ru", "Sign in to Haven") in login_page(client)
 
 
-@LANGUAGE_FORM_TUPLES
 def test_unknown_language_is_refused(client, compiled):
     response = client.post_form("/language", {"language": "xx", "next": "/login"})
     assert response.status_code == 400

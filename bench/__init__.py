@@ -1,0 +1,1 @@
+"""Benchmarks that print their figures next to DESIGN.md's targets (`make bench`)."""
