@@ -47,7 +47,7 @@ translations: install
 # -q belongs to pybabel, not to its subcommands. --ignore-dirs replaces babel's default,
 # which skips every directory starting with "_" (templates/_macros). See docs/translating.md.
 messages: install
-	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 \
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -k lazy_ngettext:1,2 \
 		--ignore-dirs ".* __pycache__" \
 		--project Haven --version 0.1.0 --copyright-holder "the Haven project" \
 		-o translations/messages.pot .

@@ -6,11 +6,11 @@ from datetime import date, datetime
 
 from flask_babel import get_timezone
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from casework.services import PERSON_FIELDS
+from core.forms import HavenForm
 
 # Labels of the person fields, shared by the forms and the case page.
 FIELD_LABELS = {
@@ -45,7 +45,7 @@ def _not_in_future(form, field) -> None:
         raise ValidationError(_l("Please enter a date of birth after 1900."))
 
 
-class CaseForm(FlaskForm):
+class CaseForm(HavenForm):
     """The person fields a caseworker types when opening a case."""
 
     given_name = StringField(

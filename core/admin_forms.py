@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -16,6 +15,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from core.forms import HavenForm
 from core.i18n import LANGUAGE_NAMES
 from core.models import AGENCY_TYPE_LABELS, ROLE_LABELS, Agency, AgencyType, Role
 from core.passwords import PasswordPolicy
@@ -57,13 +57,13 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class AgencyForm(FlaskForm):
+class AgencyForm(HavenForm):
     name = StringField(_l("Name"), filters=[strip], validators=[DataRequired(), Length(max=200)])
     type = SelectField(_l("Type"), choices=agency_type_choices(), validators=[InputRequired()])
     is_national_coordinator = BooleanField(_l("National coordinator (NRM body)"))
 
 
-class UserCreateForm(FlaskForm):
+class UserCreateForm(HavenForm):
     email = EmailField(
         _l("E-mail address"),
         filters=[strip],
@@ -87,7 +87,7 @@ class UserCreateForm(FlaskForm):
     )
 
 
-class UserEditForm(FlaskForm):
+class UserEditForm(HavenForm):
     display_name = StringField(
         _l("Display name"), filters=[strip], validators=[DataRequired(), Length(max=200)]
     )
@@ -103,7 +103,7 @@ STATUS_CHOICES = [
 ]
 
 
-class UserFilterForm(FlaskForm):
+class UserFilterForm(HavenForm):
     """The users list filter: a GET form, so no CSRF token (it changes nothing)."""
 
     class Meta:
@@ -116,5 +116,5 @@ class UserFilterForm(FlaskForm):
     status = SelectField(_l("Status"), choices=STATUS_CHOICES, default="")
 
 
-class ActionForm(FlaskForm):
+class ActionForm(HavenForm):
     """A one-button POST form (deactivate, reactivate, reset 2FA): the CSRF token only."""

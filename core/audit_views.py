@@ -13,7 +13,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import lazy_gettext as _l
 from flask_babel import to_utc
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from sqlalchemy import Select, select
 from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -22,6 +21,7 @@ from wtforms.validators import Length, NumberRange, Optional
 from core import audit, policy
 from core.audit import OUTCOME_LABELS, AuditEntry, Outcome
 from core.db import db
+from core.forms import HavenForm
 from core.models import Agency, User
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -30,7 +30,7 @@ PAGE_SIZE = 50
 MAX_ID = 2**63 - 1
 
 
-class AuditFilterForm(FlaskForm):
+class AuditFilterForm(HavenForm):
     """The audit list filter: a GET form, so no CSRF token (it changes nothing)."""
 
     class Meta:
@@ -58,7 +58,7 @@ class AuditFilterForm(FlaskForm):
     date_to = DateField(_l("To (date, inclusive)"), validators=[Optional()])
 
 
-class VerifyForm(FlaskForm):
+class VerifyForm(HavenForm):
     """The "verify now" button: the CSRF token only."""
 
 

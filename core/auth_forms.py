@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
+from core.forms import HavenForm
 from core.passwords import PasswordPolicy
 
 TOTP_CODE = Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message=_l("Enter the 6 digits from your app."))
@@ -16,7 +16,7 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
-class LoginForm(FlaskForm):
+class LoginForm(HavenForm):
     email = EmailField(
         _l("E-mail"),
         validators=[DataRequired(message=_l("Enter your e-mail address.")), Length(max=254)],
@@ -32,7 +32,7 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
-class TotpForm(FlaskForm):
+class TotpForm(HavenForm):
     code = StringField(
         _l("Code from your authenticator app"),
         validators=[DataRequired(message=_l("Enter the 6 digits from your app.")), TOTP_CODE],
@@ -46,7 +46,7 @@ class TotpForm(FlaskForm):
     )
 
 
-class RecoveryCodeForm(FlaskForm):
+class RecoveryCodeForm(HavenForm):
     recovery_code = StringField(
         _l("Recovery code"),
         validators=[
@@ -65,7 +65,7 @@ class RecoveryCodesRegenerateForm(TotpForm):
     """Asks for a current code before new recovery codes replace the old ones."""
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(HavenForm):
     current_password = PasswordField(
         _l("Current password"),
         validators=[DataRequired(message=_l("Enter your current password.")), Length(max=1024)],

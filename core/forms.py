@@ -1,5 +1,6 @@
-"""Forms shared by every area."""
+"""Forms shared by every area, and the base class every Haven form derives from."""
 
+from flask_babel import gettext, ngettext
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField
 from wtforms.fields.choices import SelectChoice
@@ -7,7 +8,32 @@ from wtforms.fields.choices import SelectChoice
 from core.i18n import LANGUAGE_NAMES
 
 
-class LanguageForm(FlaskForm):
+class _CatalogTranslations:
+    """WTForms' built-in messages, looked up in Haven's own catalogs.
+
+    WTForms ships Russian but no Azerbaijani messages; its English msgids are in
+    core/wtforms_messages.py, so every language gets them from the same catalogs.
+    """
+
+    def gettext(self, string: str) -> str:
+        return gettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return ngettext(singular, plural, n)
+
+
+CATALOG_TRANSLATIONS = _CatalogTranslations()
+
+
+class HavenForm(FlaskForm):
+    """A Flask-WTF form (CSRF on) whose built-in messages are translated by Haven."""
+
+    class Meta:
+        def get_translations(self, form):
+            return CATALOG_TRANSLATIONS
+
+
+class LanguageForm(HavenForm):
     language = SelectField(
         choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()]
     )

@@ -67,7 +67,11 @@ def start_session(user: User, *, second_factor_done: bool = False) -> UserSessio
     if previous is not None:
         previous.ended_at = utcnow()
     row, token = create_session(user, second_factor_done=second_factor_done)
+    chosen = session.get("language")
     _store_token(token)
+    if chosen in current_app.config["HAVEN_LANGUAGES"] and chosen != user.language:
+        # A language picked on the sign-in page is the person telling us: keep it.
+        user.language = chosen
     session["language"] = user.language
     g.haven_session = row
     g.session_verified = row.second_factor_done

@@ -87,3 +87,20 @@ def test_a_new_user_enrols_an_authenticator_with_the_qr_code(page: Page, live_se
     expect(page.get_by_text(re.compile("recovery code", re.IGNORECASE)).first).to_be_visible()
     codes = page.locator(".recovery-codes li")
     expect(codes).to_have_count(10)
+
+
+def test_a_language_chosen_before_signing_in_is_kept_and_saved(
+    page: Page, live_server, app, db, caseworker
+):
+    with app.test_request_context(), force_locale("ru"):
+        heading_ru = gettext("Enter your sign-in code")
+
+    page.goto(f"{live_server}/login")
+    page.get_by_label("Language").select_option("ru")
+    page.locator("#email").fill("leyla@example.org")
+    page.locator("#password").fill(DEFAULT_PASSWORD)
+    page.locator("form[action='/login'] button[type=submit]").click()
+
+    expect(page.get_by_role("heading", name=heading_ru)).to_be_visible()
+    db.session.expire_all()
+    assert db.session.get(type(caseworker), caseworker.id).language == "ru"

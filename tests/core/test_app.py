@@ -154,3 +154,29 @@ def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path):
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     finally:
         engine.dispose()
+
+
+def test_wtforms_own_messages_are_translated_into_azerbaijani(app):
+    from flask_babel import force_locale, gettext
+    from wtforms import IntegerField, StringField
+    from wtforms.validators import DataRequired
+
+    from core.forms import HavenForm
+
+    class ProbeForm(HavenForm):
+        class Meta:
+            csrf = False
+
+        name = StringField(validators=[DataRequired()])
+        count = IntegerField()
+
+    request = app.test_request_context(method="POST", data={"name": "", "count": "many"})
+    with request, force_locale("az"):
+        form = ProbeForm()
+        assert not form.validate()
+        required = gettext("This field is required.")
+        not_integer = gettext("Not a valid integer value.")
+    assert required != "This field is required."
+    assert form.errors["name"] == [required]
+    assert form.errors["count"] == [not_integer]
+    assert not_integer != "Not a valid integer value."
