@@ -51,7 +51,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(audit_bp)
 
-    import casework.all_models  # noqa: F401  (every mapper configured before the first request)
+    # Every mapper is configured before the first request.
+    import casework.all_models
     import casework.views
 
     app.register_blueprint(casework.views.bp)
