@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import audit_verify
+from bench import audit_verify, demo_generation, web
 
-BENCHMARKS = [("audit verify over 1M entries", audit_verify.main)]
+BENCHMARKS = [
+    ("audit verify over 1M entries", audit_verify.main),
+    ("100k demo cases generated", demo_generation.main),
+    ("case pages under load (100k cases, 1M audit entries)", web.main),
+]
 
 
 def main() -> int:

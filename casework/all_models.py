@@ -4,6 +4,6 @@ Migrations (migrations/env.py) and the test suite import this module; a new mode
 is added to the import and to ``__all__``.
 """
 
-from casework import models, timeline
+from casework import casefile, duplicates, models, reference, supervision, timeline
 
-__all__ = ["models", "timeline"]
+__all__ = ["casefile", "duplicates", "models", "reference", "supervision", "timeline"]

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from flask import current_app, has_app_context
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.crypto import (
@@ -27,8 +38,65 @@ if TYPE_CHECKING:
 
 
 class CaseStatus(enum.StrEnum):
+    # A draft is an intake saved before it was complete: no required fields, and it does not
+    # count in statistics until it is opened.
+    DRAFT = "draft"
     OPEN = "open"
     CLOSED = "closed"
+
+
+class NrmStatus(enum.StrEnum):
+    """The national referral mechanism's decision on the person's victim status."""
+
+    PRESUMED = "presumed"
+    PENDING_DECISION = "pending_decision"
+    RECOGNISED = "recognised"
+    NOT_RECOGNISED = "not_recognised"
+
+
+# While the status is still open, the reflection period matters and is warned about.
+NRM_UNDECIDED = frozenset({NrmStatus.PRESUMED, NrmStatus.PENDING_DECISION})
+
+# Age bands at identification (DESIGN): (lowest age, band code), checked from the top.
+AGE_BANDS = ((50, "50+"), (35, "35-49"), (25, "25-34"), (18, "18-24"), (12, "12-17"), (0, "0-11"))
+ADULT_AGE = 18
+DEFAULT_REFLECTION_PERIOD_DAYS = 30
+DEFAULT_REFLECTION_WARNING_DAYS = 5
+
+# The multi-valued coded fields kept in case_codes, and the reference list of each.
+CODE_LISTS = {
+    "exploitation_form": "exploitation_form",
+    "origin_country": "country",
+    "transit_country": "country",
+    "destination_country": "country",
+    "means_of_control": "means_of_control",
+}
+
+
+def local_today() -> date:
+    """Return today's date where Haven is used (the configured time zone)."""
+    zone = "Asia/Baku"
+    if has_app_context():
+        zone = current_app.config.get("BABEL_DEFAULT_TIMEZONE", zone)
+    return datetime.now(ZoneInfo(zone)).date()
+
+
+def age_on(birth: date, day: date) -> int:
+    """Return the age in whole years on the day (a birthday on the day counts)."""
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def age_band(age: int | None) -> str | None:
+    """Return the statistics band of an age, or None when the age is unknown."""
+    if age is None or age < 0:
+        return None
+    return next(code for lowest, code in AGE_BANDS if age >= lowest)
+
+
+def _config_int(name: str, default: int) -> int:
+    if has_app_context():
+        return int(current_app.config.get(name, default))
+    return default
 
 
 # The blind indexes every case carries (see core.crypto): name + birth year, document, phone.
@@ -41,6 +109,7 @@ class Case(db.Model):
     __tablename__ = "cases"
     __table_args__ = (
         enum_check("status", CaseStatus),
+        enum_check("nrm_status", NrmStatus),
         # The case list pages newest first inside one agency (keyset on created_at, id).
         Index("ix_cases_owner_created", "owner_agency_id", "created_at", "id"),
     )
@@ -57,20 +126,62 @@ class Case(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    # Coded fields in clear, for statistics: codes of casework.reference lists, coarse on
+    # purpose. identified_on keeps the day (needed for the reflection period and the age at
+    # identification; a day alone identifies nobody); statistics use its month only.
+    sex: Mapped[str | None] = mapped_column(String(40))
+    age_band: Mapped[str | None] = mapped_column(String(8))
+    is_minor: Mapped[bool | None] = mapped_column(Boolean)
+    citizenship: Mapped[str | None] = mapped_column(String(2))
+    identification_region: Mapped[str | None] = mapped_column(String(40))
+    identified_on: Mapped[date | None] = mapped_column(Date)
+    identifying_agency_type: Mapped[str | None] = mapped_column(String(40))
+    industry: Mapped[str | None] = mapped_column(String(40))
+    recruitment_type: Mapped[str | None] = mapped_column(String(40))
+    interpreter_needed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # Closure and erasure (supervision): closure_reason is a closure_reason list code.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closure_reason: Mapped[str | None] = mapped_column(String(40))
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # National referral mechanism status and the reflection and recovery period.
+    nrm_status: Mapped[str] = mapped_column(
+        enum_string(NrmStatus), default=NrmStatus.PRESUMED.value
+    )
+    nrm_decided_on: Mapped[date | None] = mapped_column(Date)
+    nrm_decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reflection_period_ends_on: Mapped[date | None] = mapped_column(Date)
+
     given_name = EncryptedField()
     family_name = EncryptedField()
     aliases = EncryptedField()
     date_of_birth = EncryptedField(kind="date")
+    place_of_birth = EncryptedField()
+    document_type = EncryptedField()
     phone = EncryptedField()
     document_number = EncryptedField()
     address = EncryptedField()
+    # Guardian for a minor.
+    contact_person = EncryptedField()
+    languages_spoken = EncryptedField()
+    # Whole years, as text; only the derived band and minor flag are in clear.
+    estimated_age = EncryptedField()
+    identification_circumstances = EncryptedField()
     circumstances = EncryptedField()
+    exploitation_narrative = EncryptedField()
+    recruitment_narrative = EncryptedField()
+    medical_notes = EncryptedField()
 
     # Joined: every read of a person field needs the key, so fetch it with the case.
     data_key: Mapped[DataKey] = relationship(lazy="joined", innerjoin=True)
     owner_agency: Mapped[Agency] = relationship(foreign_keys=[owner_agency_id])
     assigned_user: Mapped[User | None] = relationship(foreign_keys=[assigned_user_id])
+    nrm_decided_by: Mapped[User | None] = relationship(foreign_keys=[nrm_decided_by_id])
     blind_indexes: Mapped[list[CaseBlindIndex]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", passive_deletes=True
+    )
+    codes: Mapped[list[CaseCode]] = relationship(
         back_populates="case", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -92,6 +203,94 @@ class Case(db.Model):
     def is_erased(self) -> bool:
         """Whether the case's personal data was crypto-shredded."""
         return self.data_key.is_destroyed
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == CaseStatus.DRAFT
+
+    @property
+    def identified_month(self) -> str | None:
+        """Return the month identified (YYYY-MM), the precision statistics use."""
+        return self.identified_on.strftime("%Y-%m") if self.identified_on else None
+
+    def codes_in(self, list_name: str) -> list[str]:
+        """Return the case's codes of one multi-valued field, sorted."""
+        return sorted(row.code for row in self.codes if row.list_name == list_name)
+
+    def set_codes(self, list_name: str, codes: list[str] | tuple[str, ...] | set[str]) -> bool:
+        """Make the field hold exactly these codes; return whether anything changed."""
+        if list_name not in CODE_LISTS:
+            raise KeyError(f"unknown case code list {list_name!r}")
+        wanted = set(codes)
+        changed = False
+        for row in list(self.codes):
+            if row.list_name != list_name:
+                continue
+            if row.code in wanted:
+                wanted.discard(row.code)
+            else:
+                self.codes.remove(row)
+                changed = True
+        for code in sorted(wanted):
+            self.codes.append(CaseCode(list_name=list_name, code=code))
+            changed = True
+        return changed
+
+    def age_at_identification(self) -> int | None:
+        """Return the age on the identification day, from the birth date or the estimate."""
+        day = self.identified_on or (self.created_at.date() if self.created_at else local_today())
+        birth = self.date_of_birth
+        if birth is not None:
+            return age_on(birth, day)
+        estimate = self.estimated_age
+        if estimate is not None and str(estimate).strip().isdigit():
+            return int(str(estimate).strip())
+        return None
+
+    def derive_coded_fields(self) -> list[str]:
+        """Recompute age band, minor flag and reflection end; return the names that changed.
+
+        Called by the services whenever the fields they derive from change. The reflection
+        period runs from identification (or from opening when the day is not known).
+        """
+        age = self.age_at_identification()
+        start = self.identified_on or (self.created_at.date() if self.created_at else local_today())
+        days = _config_int("HAVEN_REFLECTION_PERIOD_DAYS", DEFAULT_REFLECTION_PERIOD_DAYS)
+        wanted = {
+            "age_band": age_band(age),
+            "is_minor": None if age is None else age < ADULT_AGE,
+            "reflection_period_ends_on": start + timedelta(days=days),
+        }
+        changed = []
+        for name, value in wanted.items():
+            if getattr(self, name) != value:
+                setattr(self, name, value)
+                changed.append(name)
+        return changed
+
+    def reflection_state(self, today: date | None = None, warning_days: int | None = None) -> str:
+        """Return "none", "running", "ending" (within the warning days) or "ended".
+
+        Once the NRM decided, the period no longer needs watching: "none".
+        """
+        if self.reflection_period_ends_on is None or self.nrm_status not in NRM_UNDECIDED:
+            return "none"
+        today = today or local_today()
+        if warning_days is None:
+            warning_days = _config_int(
+                "HAVEN_REFLECTION_WARNING_DAYS", DEFAULT_REFLECTION_WARNING_DAYS
+            )
+        if today > self.reflection_period_ends_on:
+            return "ended"
+        if (self.reflection_period_ends_on - today).days <= warning_days:
+            return "ending"
+        return "running"
+
+    @property
+    def reflection_warning(self) -> str | None:
+        """Return "ending" or "ended" when the reflection period needs attention, else None."""
+        state = self.reflection_state()
+        return state if state in ("ending", "ended") else None
 
     def blind_index_values(self) -> dict[str, int]:
         """Return this case's blind index values by index name (missing parts give none)."""
@@ -152,3 +351,21 @@ class CaseBlindIndex(db.Model):
     value: Mapped[int] = mapped_column(BigInteger)
 
     case: Mapped[Case] = relationship(back_populates="blind_indexes")
+
+
+class CaseCode(db.Model):
+    """One value of a multi-valued coded field (forms of exploitation, countries...)."""
+
+    __tablename__ = "case_codes"
+    __table_args__ = (
+        # Statistics count cases per code: look up by (list, code).
+        Index("ix_case_codes_list_code", "list_name", "code"),
+    )
+
+    case_id: Mapped[str] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    list_name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+    case: Mapped[Case] = relationship(back_populates="codes")

@@ -10,17 +10,26 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import tuple_
 from sqlalchemy.orm.exc import StaleDataError
 
-from casework.forms import FIELD_LABELS, CaseEditForm, CaseForm
+from casework.forms import CaseEditForm, CaseForm
+from casework.intake import case_sections, conflict_rows, nrm_summary, safeguarding
 from casework.models import Case, CaseStatus
+from casework.search import (
+    SORT_LABELS,
+    BadAnchor,
+    CaseFilterForm,
+    CaseSearchForm,
+    available_filters,
+    case_page,
+    search_cases,
+)
 from casework.services import (
     PERSON_FIELDS,
     EditConflict,
+    case_values,
     conflicting_fields,
     open_case,
-    person_values,
     update_case,
 )
 from core import audit
@@ -30,7 +39,6 @@ from core.policy import (
     can_edit_case,
     can_list_cases,
     case_or_404,
-    visible_cases,
 )
 from core.security import mark_sensitive
 
@@ -40,8 +48,16 @@ PAGE_SIZE = 50
 # The list shows names only; reading them is audited like any read of personal data.
 LIST_FIELDS = ("given_name", "family_name", "aliases")
 
-STATUS_LABELS = {CaseStatus.OPEN: _l("Open"), CaseStatus.CLOSED: _l("Closed")}
-STATUS_BADGES = {CaseStatus.OPEN: "badge--ok", CaseStatus.CLOSED: ""}
+STATUS_LABELS = {
+    CaseStatus.DRAFT: _l("Draft"),
+    CaseStatus.OPEN: _l("Open"),
+    CaseStatus.CLOSED: _l("Closed"),
+}
+STATUS_BADGES = {
+    CaseStatus.DRAFT: "badge--warn",
+    CaseStatus.OPEN: "badge--ok",
+    CaseStatus.CLOSED: "",
+}
 
 
 @dataclass(frozen=True)
@@ -68,50 +84,82 @@ def _status(case: Case) -> tuple[str, str]:
 
 
 def _display_name(case: Case) -> str:
+    if case.is_erased:
+        return str(_l("(personal data erased)"))
     name = " ".join(part for part in (case.given_name, case.family_name) if part)
     return name or (case.aliases or "")
 
 
-@bp.get("/")
+@bp.route("/", methods=["GET", "POST"])
 def index():
+    """List the agency's cases (filters in the query string) or, on POST, search them.
+
+    The search is a POST so its terms (names, documents, phones) never reach a URL, a
+    browser history or an access log; its results are rendered directly, never stored.
+    """
     if not can_list_cases(current_user):
         abort(404)
     mark_sensitive()
-    scope = visible_cases(current_user)
-    after = request.args.get("after")
-    query = scope.order_by(Case.created_at.desc(), Case.id.desc()).limit(PAGE_SIZE + 1)
-    if after is not None:
-        anchor = _page_anchor(scope, after)
-        query = query.where(tuple_(Case.created_at, Case.id) < tuple_(*anchor))
-    cases = list(db.session.scalars(query))
-    more = len(cases) > PAGE_SIZE
-    cases = cases[:PAGE_SIZE]
-    rows = []
-    for case in cases:
-        label, badge = _status(case)
-        rows.append(
-            CaseRow(case.id, case.reference, _display_name(case), label, badge, case.created_at)
-        )
-    if rows:
-        audit.record("case.listed", object_type="case", field_names=LIST_FIELDS)
-    page = CasePage(rows, is_first=after is None, next_after=rows[-1].id if more else None)
+    filter_form = CaseFilterForm(formdata=request.args)
+    # An invalid filter value is shown as an error and ignored: the form only narrows a list.
+    filter_form.validate()
+    search_form = CaseSearchForm()
+    page, results, status = None, None, 200
+    criteria = filter_form.criteria()
+    if request.method == "POST":
+        if search_form.validate_on_submit():
+            results = _search_rows(search_form)
+        else:
+            status = 400
+    else:
+        try:
+            found = case_page(current_user, criteria, request.args.get("after"))
+        except BadAnchor:
+            abort(404)
+        rows = [_case_row(case) for case in found.cases]
+        if rows:
+            audit.record("case.listed", object_type="case", field_names=LIST_FIELDS)
+        page = CasePage(rows, is_first=found.is_first, next_after=found.next_after)
     return render_template(
-        "casework/index.html", page=page, may_create=can_create_case(current_user)
-    )
+        "casework/index.html",
+        page=page,
+        results=results,
+        filter_form=filter_form,
+        filter_args=_filter_args(filter_form),
+        available_filters=available_filters(),
+        sort_label=SORT_LABELS[criteria.sort],
+        search_form=search_form,
+        may_create=can_create_case(current_user),
+    ), status
 
 
-def _page_anchor(scope, after: str) -> tuple[datetime, str]:
-    """Return (created_at, id) of the case a page starts after, loaded through the scope."""
-    try:
-        case_id = str(uuid.UUID(after))
-    except ValueError:
-        abort(404)
-    anchor = db.session.execute(
-        scope.with_only_columns(Case.created_at, Case.id).where(Case.id == case_id)
-    ).first()
-    if anchor is None:
-        abort(404)
-    return anchor.created_at, anchor.id
+def _case_row(case: Case) -> CaseRow:
+    label, badge = _status(case)
+    # An erased case stays listed (its coded fields remain); its names are gone.
+    name = _("(personal data erased)") if case.is_erased else _display_name(case)
+    return CaseRow(case.id, case.reference, name, label, badge, case.created_at)
+
+
+def _search_rows(form: CaseSearchForm) -> dict:
+    """Run the search; audit it when it found something (index names only, never terms)."""
+    result = search_cases(current_user, form.terms())
+    rows = [_case_row(case) for case in result.cases]
+    if rows:
+        audit.record(
+            "case.searched",
+            object_type="case",
+            field_names=[*result.searched_on, *LIST_FIELDS],
+        )
+    return {"rows": rows, "incomplete": result.incomplete}
+
+
+def _filter_args(form: CaseFilterForm) -> dict[str, str]:
+    """Return the valid filters as query arguments, for the pagination links."""
+    return {
+        name: request.args[name]
+        for name in form._fields
+        if request.args.get(name) and not form[name].errors
+    }
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -120,13 +168,20 @@ def create():
         abort(404)
     mark_sensitive()
     form = CaseForm()
-    if not form.validate_on_submit():
-        status = 400 if form.is_submitted() else 200
-        return render_template("casework/create.html", form=form), status
-    case = open_case(current_user, form.person_data())
+    form.load_choices()
+    if request.method == "GET":
+        return render_template("casework/create.html", form=form)
+    # "Save as draft" checks formats only; "Open the case" checks the required fields too.
+    draft = request.form.get("action") == "draft"
+    if not (form.validate() and (draft or form.check_complete())):
+        return render_template("casework/create.html", form=form), 400
+    case = open_case(current_user, form.case_data(), draft=draft)
     case_id, reference = case.id, case.reference
     db.session.commit()
-    flash(_("Case %(reference)s opened.", reference=reference), "success")
+    if draft:
+        flash(_("Draft %(reference)s saved.", reference=reference), "success")
+    else:
+        flash(_("Case %(reference)s opened.", reference=reference), "success")
     return redirect(url_for("casework.detail", case_id=case_id))
 
 
@@ -134,23 +189,19 @@ def create():
 def detail(case_id: uuid.UUID):
     case = case_or_404(current_user, case_id)
     mark_sensitive()
-    values = person_values(case)
-    fields = [
-        {
-            "name": name,
-            "label": FIELD_LABELS[name],
-            "value": values[name],
-            "is_date": name == "date_of_birth",
-        }
-        for name in PERSON_FIELDS
-    ]
+    if case.is_erased:
+        # Crypto-shredded: nothing personal is left to read, only the reference and codes.
+        return render_template("casework/supervision/erased.html", case=case)
+    sections = case_sections(case)
     # Committed with the response by the audit hook; if that fails, the page is not shown.
     audit.record("case.viewed", object_type="case", object_id=case.id, field_names=PERSON_FIELDS)
     label, badge = _status(case)
     return render_template(
         "casework/detail.html",
         case=case,
-        fields=fields,
+        sections=sections,
+        nrm=nrm_summary(case),
+        safeguarding=safeguarding(case),
         status={"label": label, "badge": badge},
         may_edit=can_edit_case(current_user, case),
     )
@@ -162,17 +213,28 @@ def edit(case_id: uuid.UUID):
     if not can_edit_case(current_user, case):
         abort(403)
     mark_sensitive()
+    saved = case_values(case)
     if request.method == "GET":
-        form = CaseEditForm(data={**person_values(case), "version": str(case.version)})
+        form = CaseEditForm(data={**saved, "version": str(case.version)})
+        form.load_choices(saved)
         audit.record(
             "case.viewed", object_type="case", object_id=case.id, field_names=PERSON_FIELDS
         )
         return render_template("casework/edit.html", form=form, case=case, conflicts=None)
     form = CaseEditForm()
-    if not form.validate():
+    form.load_choices(saved)
+    # A draft may be saved again as a draft; an open case is always checked in full.
+    draft = case.is_draft and request.form.get("action") == "draft"
+    if not (form.validate() and (draft or form.check_complete())):
         return render_template("casework/edit.html", form=form, case=case, conflicts=None), 400
     try:
-        update_case(current_user, case, form.person_data(), expected_version=int(form.version.data))
+        update_case(
+            current_user,
+            case,
+            form.case_data(),
+            expected_version=int(form.version.data),
+            open_draft=not draft,
+        )
         reference = case.reference
         db.session.commit()
     except (EditConflict, StaleDataError):
@@ -185,24 +247,13 @@ def edit(case_id: uuid.UUID):
 def _conflict_page(case_id: uuid.UUID, form: CaseEditForm):
     """Show what is saved now next to what the user typed; a re-submit saves over it."""
     case = case_or_404(current_user, case_id)
-    typed = form.person_data()
+    typed = form.case_data()
     names = conflicting_fields(case, typed)
-    conflicts = [
-        {
-            "name": name,
-            "label": FIELD_LABELS[name],
-            "saved": _shown(getattr(case, name)),
-            "typed": _shown(typed[name]),
-        }
-        for name in names
-    ]
+    conflicts = conflict_rows(case, typed, names)
     # The form now carries the saved version: submitting it again replaces that version,
     # knowingly, with what the user typed.
     form.version.data = str(case.version)
+    form.load_choices(case_values(case))
     if names:
         audit.record("case.viewed", object_type="case", object_id=case.id, field_names=names)
     return render_template("casework/edit.html", form=form, case=case, conflicts=conflicts), 409
-
-
-def _shown(value: object) -> object:
-    return value.isoformat() if hasattr(value, "isoformat") else value

@@ -53,9 +53,17 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     # Every mapper is configured before the first request.
     import casework.all_models
+    import casework.casefile_views
+    import casework.duplicate_views
+    import casework.reference_views
+    import casework.supervision_views
     import casework.views
 
     app.register_blueprint(casework.views.bp)
+    app.register_blueprint(casework.casefile_views.bp)
+    app.register_blueprint(casework.duplicate_views.bp)
+    app.register_blueprint(casework.reference_views.bp)
+    app.register_blueprint(casework.supervision_views.bp)
 
     from core.cli import register_cli
 

@@ -52,6 +52,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -877,10 +878,28 @@ def _commit_audit_entries(response):
         db.session.rollback()
         current_app.logger.exception("audit entry could not be written; the request fails")
         raise
-    if current_app.config["HAVEN_AUDIT_LINK_AFTER_REQUEST"]:
+    if current_app.config["HAVEN_AUDIT_LINK_AFTER_REQUEST"] and _link_due():
         # After the response is sent, so linking never adds to the request's latency.
         response.call_on_close(partial(_link_after_response, current_app._get_current_object()))
     return response
+
+
+_last_link_started = 0.0
+
+
+def _link_due() -> bool:
+    """Whether this process should link now: at most once per HAVEN_AUDIT_LINK_INTERVAL.
+
+    Linking after every response kept a sync worker busy after each audited read; batching
+    the entries of a second or two costs one linker run instead of dozens. Unlinked entries
+    are committed and tamper-evident once linked by the next run or `flask audit link`.
+    """
+    global _last_link_started
+    now = time.monotonic()
+    if now - _last_link_started < current_app.config["HAVEN_AUDIT_LINK_INTERVAL"]:
+        return False
+    _last_link_started = now
+    return True
 
 
 def _link_after_response(app: Flask) -> None:

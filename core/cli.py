@@ -18,11 +18,23 @@ def init_dev_command(demo: bool) -> None:
     if is_production(current_app):
         raise click.ClickException("init-dev is for development; use `flask db upgrade`.")
     upgrade()
+    seed_reference_data()
     if demo:
         from core.demo import load_demo_data
 
         summary = load_demo_data()
         click.echo(f"demo data: {summary}")
+
+
+def seed_reference_data() -> None:
+    """Seed the reference lists and checklists every deployment needs (idempotent)."""
+    from casework.casefile_services import seed_indicator_definitions
+    from casework.reference import seed_reference_lists
+    from core.db import db
+
+    seed_reference_lists()
+    seed_indicator_definitions()
+    db.session.commit()
 
 
 def register_cli(app: Flask) -> None:
@@ -34,3 +46,8 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
+    from casework.cli import cases_cli
+    from casework.reference import reference_cli
+
+    app.cli.add_command(reference_cli)
+    app.cli.add_command(cases_cli)

@@ -42,7 +42,15 @@ DEFAULTS: dict[str, object] = {
     # Link new audit entries into the hash chain after each response (plus `flask audit link`
     # from cron every minute, so checkpoints are written while no requests come in).
     "HAVEN_AUDIT_LINK_AFTER_REQUEST": True,
+    # Seconds between two linker runs of one process after responses.
+    "HAVEN_AUDIT_LINK_INTERVAL": 2.0,
     "HAVEN_LOAD_DEMO_DATA": False,
+    # Reflection and recovery period from identification, and the warning before it ends.
+    "HAVEN_REFLECTION_PERIOD_DAYS": 30,
+    "HAVEN_REFLECTION_WARNING_DAYS": 5,
+    "HAVEN_ATTACHMENT_MAX_BYTES": 20 * 1024 * 1024,
+    # Closed cases are crypto-shredded this many days after closing (`flask cases purge-expired`).
+    "HAVEN_RETENTION_DAYS": 5 * 365,
 }
 
 # Environment variables read as strings and the config keys they set.

@@ -1,6 +1,6 @@
 """Forms shared by every area, and the base class every Haven form derives from."""
 
-from flask_babel import gettext, ngettext
+from flask_babel import get_translations
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField
 from wtforms.fields.choices import SelectChoice
@@ -15,11 +15,13 @@ class _CatalogTranslations:
     core/wtforms_messages.py, so every language gets them from the same catalogs.
     """
 
+    # flask_babel's gettext/ngettext would fill in %(...)s placeholders themselves;
+    # WTForms fills them after translating, so the raw catalog lookups are used.
     def gettext(self, string: str) -> str:
-        return gettext(string)
+        return get_translations().ugettext(string)
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return ngettext(singular, plural, n)
+        return get_translations().ungettext(singular, plural, n)
 
 
 CATALOG_TRANSLATIONS = _CatalogTranslations()

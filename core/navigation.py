@@ -27,10 +27,22 @@ NAVIGATION = [
         _l("Your agency's cases"),
     ),
     NavigationEntry(
+        "duplicates.index",
+        _l("Possible duplicates"),
+        frozenset({Role.COORDINATOR}),
+        _l("Cases of the same person at several agencies"),
+    ),
+    NavigationEntry(
         "admin.agencies", _l("Agencies"), frozenset({Role.ADMIN}), _l("Agencies and their types")
     ),
     NavigationEntry(
         "admin.users", _l("Users"), frozenset({Role.ADMIN}), _l("Accounts, roles and two-factor")
+    ),
+    NavigationEntry(
+        "reference.index",
+        _l("Reference lists"),
+        frozenset({Role.ADMIN}),
+        _l("Coded values and their labels"),
     ),
     NavigationEntry(
         "audit.index",

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from flask import abort
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, exists, false, or_, select
 
-from core.db import db
+from core.db import db, utcnow
 from core.models import Agency, Role, User
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ def _owns(user: Any, case: Case) -> bool:
 def _is_open(case: Case) -> bool:
     from casework.models import CaseStatus  # lazy: see the module docstring
 
-    return case.status == CaseStatus.OPEN
+    # A draft intake is worked on like an open case.
+    return case.status in (CaseStatus.OPEN, CaseStatus.DRAFT)
 
 
 def _shared_with_nrm(user: Any, case: Case) -> bool:
@@ -105,10 +106,25 @@ def can_list_cases(user: Any) -> bool:
     return _works_cases(user)
 
 
+def _restriction_allows(user: Any, case: Case, *, reading: bool) -> bool:
+    """Return whether a restricted case's restriction lets the user in (unrestricted: yes).
+
+    A restricted case is open to its assigned user and, for reading only, to a supervisor
+    holding an unexpired break-the-glass grant. Keep in step with ``visible_cases``.
+    """
+    from casework.supervision import CaseRestriction, active_grant  # lazy: see docstring
+
+    if db.session.get(CaseRestriction, case.id) is None:
+        return True
+    if case.assigned_user_id == user.id:
+        return True
+    return reading and user.has_role(Role.SUPERVISOR) and active_grant(case, user) is not None
+
+
 def can_view_case(user: Any, case: Case) -> bool:
     """Return whether the user may read the case."""
     if _works_cases(user) and _owns(user, case):
-        return True
+        return _restriction_allows(user, case, reading=True)
     return _is_coordinator(user) and _shared_with_nrm(user, case)
 
 
@@ -117,7 +133,13 @@ def can_edit_case(user: Any, case: Case) -> bool:
 
     A closed case is a record of what was done; it is read, not rewritten.
     """
-    return _works_cases(user) and _owns(user, case) and _is_open(case)
+    return (
+        _works_cases(user)
+        and _owns(user, case)
+        and _is_open(case)
+        and not case.is_erased
+        and _restriction_allows(user, case, reading=False)
+    )
 
 
 def can_assign_case(user: Any, case: Case) -> bool:
@@ -128,6 +150,20 @@ def can_assign_case(user: Any, case: Case) -> bool:
 def can_break_glass(user: Any, case: Case) -> bool:
     """Return whether the user may open a break-the-glass read (supervisor, own agency)."""
     return _works_cases(user) and user.has_role(Role.SUPERVISOR) and _owns(user, case)
+
+
+def can_supervise_case(user: Any, case: Case) -> bool:
+    """Return whether the user may decide on the case: approve closure and transfer,
+    restrict it, request its erasure (a supervisor of the owner agency).
+
+    Supervision pages show no personal data, so this holds for restricted cases too.
+    """
+    return _works_cases(user) and user.has_role(Role.SUPERVISOR) and _owns(user, case)
+
+
+def can_resolve_duplicates(user: Any) -> bool:
+    """Return whether the user may open the duplicate queue, compare and resolve flags."""
+    return _is_coordinator(user)
 
 
 # Administration, audit and statistics -----------------------------------------------------
@@ -146,6 +182,16 @@ def can_manage_users(user: Any) -> bool:
 def can_view_audit_log(user: Any) -> bool:
     """Return whether the user may read and verify the audit log."""
     return _holds(user, Role.AUDITOR)
+
+
+def can_confirm_erasure(user: Any) -> bool:
+    """Return whether the user may confirm case erasures (admins, who never read the case)."""
+    return _holds(user, Role.ADMIN)
+
+
+def can_manage_reference_lists(user: Any) -> bool:
+    """Return whether the user may edit the reference lists (labels, added or retired codes)."""
+    return _holds(user, Role.ADMIN)
 
 
 def can_view_statistics(user: Any) -> bool:
@@ -174,8 +220,12 @@ RULES: dict[str, Rule] = {
     "edit_case": Rule(can_edit_case, needs_object=True),
     "assign_case": Rule(can_assign_case, needs_object=True),
     "break_glass": Rule(can_break_glass, needs_object=True),
+    "resolve_duplicates": Rule(can_resolve_duplicates, needs_object=False),
+    "supervise_case": Rule(can_supervise_case, needs_object=True),
+    "confirm_erasure": Rule(can_confirm_erasure, needs_object=False),
     "manage_agencies": Rule(can_manage_agencies, needs_object=False),
     "manage_users": Rule(can_manage_users, needs_object=False),
+    "manage_reference_lists": Rule(can_manage_reference_lists, needs_object=False),
     "view_audit_log": Rule(can_view_audit_log, needs_object=False),
     "view_statistics": Rule(can_view_statistics, needs_object=False),
 }
@@ -204,17 +254,44 @@ def may(user: Any, action: str, obj: Any = None) -> bool:
 def visible_cases(user: Any) -> Select:
     """Return a select of the cases the user may open.
 
-    Caseworkers and supervisors: the own agency's cases. Coordinators: the cases shared
-    with the national coordinator through referrals (added by the referral issue; nothing
-    until then). Admins, analysts and auditors: never any case.
+    Caseworkers and supervisors: the own agency's cases, except restricted ones they are
+    neither assigned to nor hold a break-the-glass grant for. Coordinators: the cases
+    shared with the national coordinator through referrals (added by the referral issue;
+    nothing until then). Admins, analysts and auditors: never any case.
     """
     from casework.models import Case  # lazy: see the module docstring
+    from casework.supervision import BreakGlassGrant, CaseRestriction
 
     query = select(Case)
     if _works_cases(user):
-        return query.where(Case.owner_agency_id == user.agency_id)
+        allowed = [
+            ~exists().where(CaseRestriction.case_id == Case.id),
+            Case.assigned_user_id == user.id,
+        ]
+        if user.has_role(Role.SUPERVISOR):
+            allowed.append(
+                exists().where(
+                    BreakGlassGrant.case_id == Case.id,
+                    BreakGlassGrant.user_id == user.id,
+                    BreakGlassGrant.expires_at > utcnow(),
+                )
+            )
+        return query.where(Case.owner_agency_id == user.agency_id, or_(*allowed))
     # Referral hook: OR the coordinator's share condition in here when referrals land.
     return query.where(false())
+
+
+def supervised_cases(user: Any) -> Select:
+    """Return a select of the cases whose supervision pages the user may load.
+
+    Supervisors: every case of the own agency, restricted ones included (those pages show
+    no personal data). Everyone else: ``visible_cases``.
+    """
+    from casework.models import Case  # lazy: see the module docstring
+
+    if _works_cases(user) and user.has_role(Role.SUPERVISOR):
+        return select(Case).where(Case.owner_agency_id == user.agency_id)
+    return visible_cases(user)
 
 
 def visible_users(user: Any) -> Select[tuple[User]]:

@@ -76,6 +76,8 @@ def app(database_url, tmp_path_factory):
             "HAVEN_AUDIT_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("checkpoints")),
             "RATELIMIT_STORAGE_URI": "memory://",
             "SERVER_NAME": None,
+            # Link after every response, so tests see the chain without waiting.
+            "HAVEN_AUDIT_LINK_INTERVAL": 0,
         }
     )
     application.test_client_class = HavenClient

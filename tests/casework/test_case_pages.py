@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 
 from casework import services
 from casework.models import Case
+from casework.reference import seed_reference_lists
 from casework.services import PERSON_FIELDS, EditConflict, open_case, update_case
 from core.audit import AuditEntry
 from core.models import AgencyType, Role, User
@@ -34,6 +35,13 @@ PERSON = {
     "address": "Xətai r., Babək pr. 12, m. 44",
     "circumstances": "Promised work in a hotel.\nPassport taken on arrival.",
 }
+# The coded fields a case needs to be opened through the form (not personal data).
+PERSON_CODES = {
+    "sex": "Feminine",
+    "identified_on": date(2025, 11, 3),
+    "identification_region": "baku",
+    "exploitation_form": ["ForcedLabour"],
+}
 
 
 @pytest.fixture
@@ -51,7 +59,8 @@ def world(db):
         "auditor": make_user(nrm, Role.AUDITOR),
         "coordinator": make_user(nrm, Role.COORDINATOR),
     }
-    case = open_case(people["alice"], PERSON)
+    seed_reference_lists()
+    case = open_case(people["alice"], {**PERSON, **PERSON_CODES})
     db.session.commit()
     return {"case_id": case.id, "reference": case.reference, **people}
 
@@ -70,9 +79,13 @@ def version_in(page: str) -> str:
 
 def form_data(**changes) -> dict:
     """Return the form a browser would send: dates as ISO text, CRLF line breaks."""
-    data = {**PERSON, **changes}
+    data = {**PERSON, **PERSON_CODES, **changes}
     return {
-        name: value.isoformat() if isinstance(value, date) else value.replace("\n", "\r\n")
+        name: value.isoformat()
+        if isinstance(value, date)
+        else value
+        if isinstance(value, list)
+        else value.replace("\n", "\r\n")
         for name, value in data.items()
     }
 
@@ -215,7 +228,7 @@ def test_it_opens_a_case_through_the_form_and_stores_no_plaintext(app, db, world
         )
     ).one()
     assert entry.user_id == world["bob"].id
-    assert entry.field_name_list == sorted(PERSON_FIELDS)
+    assert entry.field_name_list == sorted({*PERSON, *PERSON_CODES})
 
 
 def test_it_allocates_references_in_sequence_per_year(db, world):
@@ -460,13 +473,13 @@ def test_a_change_committed_during_the_save_is_a_conflict_too(app, db, world, mo
 
     real_update_case = casework.views.update_case
 
-    def update_case_after_a_concurrent_save(user, case, data, *, expected_version):
+    def update_case_after_a_concurrent_save(user, case, data, *, expected_version, **options):
         with db.engine.begin() as connection:
             connection.execute(
                 text("UPDATE cases SET version = version + 1 WHERE id = :id"),
                 {"id": case.id},
             )
-        return real_update_case(user, case, data, expected_version=expected_version)
+        return real_update_case(user, case, data, expected_version=expected_version, **options)
 
     monkeypatch.setattr(casework.views, "update_case", update_case_after_a_concurrent_save)
     client = client_for(app, world["alice"])

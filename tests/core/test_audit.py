@@ -533,3 +533,20 @@ def test_cli_checkpoint_refuses_a_chain_that_lost_the_last_checkpoint(app, db):
     assert forced.exit_code == 0, forced.output
     assert audit.latest_checkpoint().chain_seq == 4
     assert audit.verify_chain().ok
+
+
+def test_the_linker_runs_at_most_once_per_interval_after_responses(app, db, monkeypatch):
+    import core.audit as audit_module
+
+    runs = []
+    monkeypatch.setattr(audit_module, "_link_after_response", lambda app: runs.append(app))
+    monkeypatch.setattr(audit_module, "_last_link_started", 0.0)
+    monkeypatch.setitem(app.config, "HAVEN_AUDIT_LINK_INTERVAL", 60)
+
+    client = app.test_client()
+    for _ in range(3):
+        response = client.post_form("/login", {"email": "x@example.org", "password": "wrong"})
+        response.close()
+
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 3
+    assert len(runs) == 1

@@ -183,3 +183,130 @@ def test_demo_load_command_loads_the_data(app, db):
     assert "demo data:" in result.output
     assert count(db, Case) == 3
     assert count(db, Agency) == len(DEMO_AGENCIES)
+
+
+# Bulk generation (flask demo cases) ----------------------------------------------------
+
+BULK_COUNT = 200
+
+
+@pytest.fixture
+def bulk(db):
+    """Three cases opened through the service, then BULK_COUNT generated in bulk."""
+    load_demo_data(case_count=3)
+    assert generate_cases(BULK_COUNT, batch_size=64, seed=7) == BULK_COUNT
+    db.session.expire_all()
+    return db.session.scalars(select(Case).order_by(Case.reference)).all()
+
+
+def test_bulk_generation_numbers_cases_after_the_existing_ones(db, bulk):
+    assert len(bulk) == 3 + BULK_COUNT
+    references = [case.reference for case in bulk]
+    year = references[0][4:8]
+    assert references == [f"HVN-{year}-{number:06d}" for number in range(1, BULK_COUNT + 4)]
+    # A second run continues the sequence.
+    generate_cases(5, batch_size=2, seed=8)
+    last = db.session.scalar(select(func.max(Case.reference)))
+    assert last == f"HVN-{year}-{BULK_COUNT + 8:06d}"
+
+
+def test_bulk_cases_decrypt_and_are_found_by_their_blind_indexes(db, bulk):
+    from casework.models import CaseBlindIndex
+    from core.crypto import name_birth_year_index
+
+    generated = bulk[3:]
+    with_index = 0
+    for case in generated:
+        assert case.given_name and case.family_name and case.circumstances
+        stored = {row.index_name: row.value for row in case.blind_indexes}
+        # Recomputed from the decrypted fields, exactly what the service would have written.
+        assert stored == case.blind_index_values()
+        if case.date_of_birth is None:
+            continue
+        with_index += 1
+        wanted = name_birth_year_index(
+            case.given_name.upper(),
+            case.family_name,
+            case.date_of_birth.year,
+            table="cases",
+            bits=_bits(),
+        )
+        found = db.session.scalars(
+            select(CaseBlindIndex.case_id).where(
+                CaseBlindIndex.index_name == "name_birth_year", CaseBlindIndex.value == wanted
+            )
+        ).all()
+        assert case.id in found
+    assert with_index > BULK_COUNT // 2
+
+
+def _bits() -> int:
+    from core.crypto import configured_index_bits
+
+    return configured_index_bits()
+
+
+def test_bulk_cases_have_the_rows_the_service_writes(db, bulk):
+    from casework import models
+
+    generated = bulk[3:]
+    assert {case.status for case in generated} == {"open"}
+    holders = {agency.name for agency in DEMO_AGENCIES if agency.holds_cases}
+    assert {case.owner_agency.name for case in generated} <= holders
+    assert len({case.owner_agency_id for case in generated}) >= 8
+    assert all(case.assigned_user.email.startswith("caseworker@") for case in generated)
+    assert len({case.data_key_id for case in generated}) == BULK_COUNT
+    created = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "case.created")
+    ).all()
+    assert {entry.object_id for entry in created} >= {case.id for case in generated}
+    if hasattr(models.Case, "derive_coded_fields"):
+        for case in generated:
+            # Derived codes agree with the decrypted fields: deriving again changes nothing.
+            assert case.derive_coded_fields() == []
+            assert case.sex in ("Feminine", "Masculine")
+            assert case.codes_in("exploitation_form")
+        assert {case.is_minor for case in generated} >= {True, False}
+    db.session.rollback()
+
+
+def test_bulk_rows_hold_no_plaintext(db, bulk):
+    generated = bulk[3:]
+    secrets_ = {
+        case.id: [
+            str(value)
+            for value in (case.given_name, case.family_name, case.phone, case.document_number)
+            if value
+        ]
+        for case in generated
+    }
+    raw = db.session.execute(Case.__table__.select()).mappings().all()
+    assert len(raw) == len(bulk)
+    for row in raw:
+        dump = repr(dict(row)).lower()
+        for value in secrets_.get(row["id"], []):
+            assert value.lower() not in dump
+        assert row["given_name_enc"] is not None
+
+
+def test_bulk_generation_is_deterministic_for_a_seed():
+    first = list(demo.pooled_people(40, seed=3))
+    assert first == list(demo.pooled_people(40, seed=3))
+    assert first != list(demo.pooled_people(40, seed=4))
+
+
+def test_bulk_generation_leaves_the_demo_accounts_alone(db):
+    load_demo_data(case_count=0)
+    before = {
+        user.email: (user.password_hash, user.totp_secret, user.roles, user.agency_id)
+        for user in db.session.scalars(select(User))
+    }
+    generate_cases(10, seed=1)
+    again = load_demo_data(case_count=0)
+    assert (again.agencies, again.users, again.cases) == (0, 0, 0)
+    db.session.expire_all()
+    after = {
+        user.email: (user.password_hash, user.totp_secret, user.roles, user.agency_id)
+        for user in db.session.scalars(select(User))
+    }
+    assert after == before

@@ -69,8 +69,10 @@ def world(db):
 
 
 USER_ACTIONS = ["create_case", "list_cases", "manage_agencies", "manage_users", "view_audit_log"]
-USER_ACTIONS += ["view_statistics"]
-CASE_ACTIONS = ["view_case", "edit_case", "assign_case", "break_glass"]
+USER_ACTIONS += ["view_statistics", "confirm_erasure"]
+USER_ACTIONS += ["resolve_duplicates"]
+USER_ACTIONS += ["manage_reference_lists"]
+CASE_ACTIONS = ["view_case", "edit_case", "assign_case", "break_glass", "supervise_case"]
 
 # What each persona may do; every (action, case) pair not listed must be refused.
 NORTH_CASEWORK = {"view_case:north", "view_case:north_closed", "edit_case:north"}
@@ -79,17 +81,24 @@ NORTH_SUPERVISION = {
     "assign_case:north_closed",
     "break_glass:north",
     "break_glass:north_closed",
+    "supervise_case:north",
+    "supervise_case:north_closed",
 }
 EXPECTED = {
     "alice": {"create_case", "list_cases", *NORTH_CASEWORK},
     "bob": {"create_case", "list_cases", *NORTH_CASEWORK, *NORTH_SUPERVISION},
     "charlie": {"create_case", "list_cases", "view_case:south", "edit_case:south"},
-    "admin": {"manage_agencies", "manage_users"},
-    "admin_caseworker": {"manage_agencies", "manage_users"},
+    "admin": {"manage_agencies", "manage_users", "confirm_erasure", "manage_reference_lists"},
+    "admin_caseworker": {
+        "manage_agencies",
+        "manage_users",
+        "confirm_erasure",
+        "manage_reference_lists",
+    },
     "analyst": {"view_statistics"},
     "auditor": {"view_audit_log"},
     # Until referrals share cases with the NRM, a coordinator opens no case at all.
-    "coordinator": {"view_statistics"},
+    "coordinator": {"view_statistics", "resolve_duplicates"},
     "stray_coordinator": set(),
     "deactivated": set(),
     "agency_closed": set(),
@@ -121,10 +130,14 @@ def test_can_functions_agree_with_may(world, persona):
     assert policy.can_edit_case(user, case) == policy.may(user, "edit_case", case)
     assert policy.can_assign_case(user, case) == policy.may(user, "assign_case", case)
     assert policy.can_break_glass(user, case) == policy.may(user, "break_glass", case)
+    assert policy.can_supervise_case(user, case) == policy.may(user, "supervise_case", case)
+    assert policy.can_confirm_erasure(user) == policy.may(user, "confirm_erasure")
     assert policy.can_manage_agencies(user) == policy.may(user, "manage_agencies")
     assert policy.can_manage_users(user) == policy.may(user, "manage_users")
+    assert policy.can_manage_reference_lists(user) == policy.may(user, "manage_reference_lists")
     assert policy.can_view_audit_log(user) == policy.may(user, "view_audit_log")
     assert policy.can_view_statistics(user) == policy.may(user, "view_statistics")
+    assert policy.can_resolve_duplicates(user) == policy.may(user, "resolve_duplicates")
 
 
 def test_the_table_names_every_can_function():
