@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import click
+from flask import g, has_app_context, has_request_context, request
 from flask.cli import AppGroup
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
@@ -470,21 +472,98 @@ def items_of(list_name: str) -> list[ReferenceItem]:
     return sorted(rows, key=lambda item: (item.sort_order, collation_key(item.label(language))))
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """What pages need of an item: its code, label in the current language, state, position."""
+
+    code: str
+    label: str
+    active: bool
+    sort_order: int
+
+
+class _Lists:
+    """Every reference list's entries in one language, read in one query.
+
+    Kept for one request at most (``_lists``): the lists are not personal data, but an admin
+    may change them on another instance at any time, so nothing outlives the request.
+    """
+
+    def __init__(self, language: str, list_name: str | None = None) -> None:
+        self.language = language
+        label = getattr(ReferenceItem, f"label_{language}")
+        query = select(
+            ReferenceItem.list_name,
+            ReferenceItem.code,
+            ReferenceItem.label_en,
+            label,
+            ReferenceItem.active,
+            ReferenceItem.sort_order,
+        )
+        if list_name is not None:
+            query = query.where(ReferenceItem.list_name == list_name)
+        self.entries: dict[str, list[_Entry]] = {}
+        for name, code, label_en, label_here, active, sort_order in db.session.execute(query):
+            self.entries.setdefault(name, []).append(
+                _Entry(code, label_here or label_en, active, sort_order)
+            )
+        self._labels: dict[str, dict[str, str]] = {}
+        self._sorted: dict[str, list[_Entry]] = {}
+
+    def labels(self, list_name: str) -> dict[str, str]:
+        labels = self._labels.get(list_name)
+        if labels is None:
+            entries = self.entries.get(list_name, ())
+            labels = self._labels[list_name] = {entry.code: entry.label for entry in entries}
+        return labels
+
+    def ordered(self, list_name: str) -> list[_Entry]:
+        ordered = self._sorted.get(list_name)
+        if ordered is None:
+            language = self.language
+            ordered = self._sorted[list_name] = sorted(
+                self.entries.get(list_name, ()),
+                key=lambda entry: (entry.sort_order, collation_key(entry.label, language)),
+            )
+        return ordered
+
+
+# Where a request keeps its lists: (the request object, the lists). Keyed by the request
+# because tests may run several requests inside one application context (one ``g``).
+_G_LISTS = "haven_reference_lists"
+
+
+def _lists(list_name: str) -> _Lists:
+    """Return the lists for this request (one query per request), or the one list afresh
+    outside a request."""
+    language = current_language()
+    if not has_request_context():
+        return _Lists(language, list_name)
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    cached = g.get(_G_LISTS)
+    if cached is not None and cached[0] is current and cached[1].language == language:
+        return cached[1]
+    lists = _Lists(language)
+    setattr(g, _G_LISTS, (current, lists))
+    return lists
+
+
+def _forget_lists() -> None:
+    """Drop this request's lists after a change, so the rest of the request sees it."""
+    if has_app_context():
+        g.pop(_G_LISTS, None)
+
+
 def labels_of(list_name: str) -> dict[str, str]:
     """Return {code: label in the current language} for every item of the list."""
-    return {item.code: item.label() for item in items_of(list_name)}
+    return dict(_lists(list_name).labels(list_name))
 
 
 def label_for(list_name: str, code: str | None) -> str | None:
     """Return the label of one code in the current language (the code itself if unknown)."""
     if code is None:
         return None
-    item = db.session.scalars(
-        select(ReferenceItem).where(
-            ReferenceItem.list_name == list_name, ReferenceItem.code == code
-        )
-    ).first()
-    return item.label() if item is not None else code
+    return _lists(list_name).labels(list_name).get(code, code)
 
 
 def choices_for(list_name: str, keep: Iterable[str] = ()) -> list[tuple[str, str]]:
@@ -495,11 +574,11 @@ def choices_for(list_name: str, keep: Iterable[str] = ()) -> list[tuple[str, str
     """
     keep = set(keep)
     choices = []
-    for item in items_of(list_name):
+    for item in _lists(list_name).ordered(list_name):
         if item.active:
-            choices.append((item.code, item.label()))
+            choices.append((item.code, item.label))
         elif item.code in keep:
-            choices.append((item.code, str(_l("%(label)s (no longer in use)", label=item.label()))))
+            choices.append((item.code, str(_l("%(label)s (no longer in use)", label=item.label))))
     return choices
 
 
@@ -560,6 +639,7 @@ def seed_reference_lists() -> int:
             )
     if rows:
         db.session.execute(ReferenceItem.__table__.insert(), rows)
+        _forget_lists()
     return len(rows)
 
 
@@ -590,6 +670,7 @@ def add_reference_item(
     )
     db.session.add(item)
     db.session.flush()
+    _forget_lists()
     audit.record(
         "reference.item_added",
         object_type="reference_item",
@@ -616,6 +697,7 @@ def update_reference_item(
         changed.append("sort_order")
     if changed:
         db.session.flush()
+        _forget_lists()
         audit.record(
             "reference.item_updated",
             object_type="reference_item",
@@ -632,6 +714,7 @@ def set_reference_item_active(item: ReferenceItem, active: bool, *, actor) -> No
         return
     item.active = active
     db.session.flush()
+    _forget_lists()
     audit.record(
         "reference.item_reactivated" if active else "reference.item_deactivated",
         object_type="reference_item",
@@ -643,12 +726,19 @@ def set_reference_item_active(item: ReferenceItem, active: bool, *, actor) -> No
 
 # Command line ------------------------------------------------------------------------------
 
+def seed_reference_data() -> tuple[int, int]:
+    """Seed every reference list and the indicator checklist; return what was added."""
+    from casework.casefile_services import seed_indicator_definitions
+
+    return seed_reference_lists(), seed_indicator_definitions()
+
+
 reference_cli = AppGroup("reference", help="Reference lists of coded case values.")
 
 
 @reference_cli.command("seed")
 def seed_command() -> None:
-    """Add the seeded reference list items that are missing (never overwrites edits)."""
-    added = seed_reference_lists()
+    """Add the seeded reference list items and indicators that are missing (keeps edits)."""
+    added, indicators = seed_reference_data()
     db.session.commit()
-    click.echo(f"reference lists: {added} items added")
+    click.echo(f"reference lists: {added} items added; indicator checklist: {indicators} added")

@@ -24,7 +24,8 @@ with sorted keys of every column except the two hash columns (``canonical_entry`
 
 A chain cannot see its newest entries cut off, so signed checkpoints (chain position and
 head hash, Ed25519 with the key ring's audit signing key, which never enters the database)
-are appended to one JSON Lines file, ``checkpoints.jsonl`` in HAVEN_AUDIT_CHECKPOINT_DIR:
+are appended to one JSON Lines file per chain, ``checkpoints-<first hash>.jsonl`` in
+HAVEN_AUDIT_CHECKPOINT_DIR:
 one line per checkpoint, never rewritten, so the history stays, the newest is found by
 reading the file's tail, and operators can make it append-only (``chattr +a``) or ship it
 off the host like any log. With several app machines the directory must be shared storage
@@ -86,7 +87,11 @@ from core.db import UTCDateTime, db, enum_check, enum_string, utcnow
 
 # Hash of the position before the first entry.
 GENESIS_HASH = "0" * 64
-CHECKPOINT_FILE = "checkpoints.jsonl"
+# One file per chain, named by its first entry's hash: a database created anew (a reset
+# development database, a new deployment sharing the directory) starts its own file instead
+# of being reported as a rewritten chain. A chain rewritten from its first entry gets a new
+# name, finds no checkpoint of its own, and verify reports that.
+CHECKPOINT_FILE = "checkpoints-{chain_id}.jsonl"
 CHECKPOINT_VERSION = 1
 # Key of the PostgreSQL advisory lock held by the one running linker ("HAVENAUD").
 LINKER_LOCK_KEY = 0x484156454E415544
@@ -520,7 +525,14 @@ def _key_id(public_key) -> str:
 
 
 def checkpoint_path() -> Path:
-    return Path(current_app.config["HAVEN_AUDIT_CHECKPOINT_DIR"]) / CHECKPOINT_FILE
+    """Return the checkpoint file of this database's chain."""
+    genesis = db.session.execute(
+        select(AuditEntry.entry_hash).where(AuditEntry.chain_seq == 1)
+    ).scalar_one_or_none()
+    chain_id = genesis[:16] if genesis else "empty"
+    return Path(current_app.config["HAVEN_AUDIT_CHECKPOINT_DIR"]) / CHECKPOINT_FILE.format(
+        chain_id=chain_id
+    )
 
 
 def write_checkpoint(head: tuple[int, str] | None = None) -> Checkpoint | None:

@@ -18,23 +18,16 @@ def init_dev_command(demo: bool) -> None:
     if is_production(current_app):
         raise click.ClickException("init-dev is for development; use `flask db upgrade`.")
     upgrade()
+    from casework.reference import seed_reference_data
+    from core.db import db
+
     seed_reference_data()
+    db.session.commit()
     if demo:
         from core.demo import load_demo_data
 
         summary = load_demo_data()
         click.echo(f"demo data: {summary}")
-
-
-def seed_reference_data() -> None:
-    """Seed the reference lists and checklists every deployment needs (idempotent)."""
-    from casework.casefile_services import seed_indicator_definitions
-    from casework.reference import seed_reference_lists
-    from core.db import db
-
-    seed_reference_lists()
-    seed_indicator_definitions()
-    db.session.commit()
 
 
 def register_cli(app: Flask) -> None:

@@ -331,7 +331,7 @@ def test_verify_reports_a_forged_checkpoint(db, checkpoint_dir):
     genuine = audit.write_checkpoint()
     # A newer checkpoint not signed by the key ring's key.
     first = chain()[0]
-    with (checkpoint_dir / audit.CHECKPOINT_FILE).open("a") as handle:
+    with audit.checkpoint_path().open("a") as handle:
         handle.write(forged_line(genuine, chain_seq=4, head_hash=first.entry_hash))
     result = audit.verify_chain()
     [problem] = result.breaks
@@ -341,7 +341,7 @@ def test_verify_reports_a_forged_checkpoint(db, checkpoint_dir):
 
 def test_verify_reports_an_altered_checkpoint(db, checkpoint_dir):
     linked_chain(3)
-    path = checkpoint_dir / audit.CHECKPOINT_FILE
+    path = audit.checkpoint_path()
     line = json.loads(path.read_text().splitlines()[-1])
     assert line["chain_seq"] == 3
     # Edited to match a chain cut back to two entries; the signature no longer fits.
@@ -355,7 +355,7 @@ def test_verify_reports_an_altered_checkpoint(db, checkpoint_dir):
 
 def test_verify_without_a_checkpoint_says_so(db, checkpoint_dir):
     linked_chain(2)
-    (checkpoint_dir / audit.CHECKPOINT_FILE).unlink()
+    audit.checkpoint_path().unlink()
     [problem] = audit.verify_chain().breaks
     assert problem.kind is BreakKind.NO_CHECKPOINT
 
@@ -400,7 +400,7 @@ def test_the_linker_writes_a_first_checkpoint_then_one_per_interval(app, db, che
         assert audit.latest_checkpoint().chain_seq == 6
     finally:
         app.config["HAVEN_AUDIT_CHECKPOINT_EVERY_ENTRIES"] = 1000
-    lines = (checkpoint_dir / audit.CHECKPOINT_FILE).read_text().splitlines()
+    lines = audit.checkpoint_path().read_text().splitlines()
     assert [json.loads(line)["chain_seq"] for line in lines] == [2, 6]
 
 
@@ -419,11 +419,11 @@ def test_an_old_checkpoint_is_renewed_after_the_interval(app, db, time_machine):
 def test_a_checkpoint_is_signed_with_the_audit_key(db, checkpoint_dir):
     entries = linked_chain(2)
     checkpoint = audit.write_checkpoint()
-    line = json.loads((checkpoint_dir / audit.CHECKPOINT_FILE).read_text().splitlines()[-1])
+    line = json.loads(audit.checkpoint_path().read_text().splitlines()[-1])
     assert line["chain_seq"] == 2 and line["head_hash"] == entries[-1].entry_hash
     assert set(line) == {"version", "chain_seq", "head_hash", "created_at", "key_id", "signature"}
     assert audit.checkpoint_signature_valid(checkpoint)
-    assert (checkpoint_dir / audit.CHECKPOINT_FILE).stat().st_mode & 0o077 == 0
+    assert audit.checkpoint_path().stat().st_mode & 0o077 == 0
 
 
 def test_checkpoints_are_kept_one_line_each(db, checkpoint_dir):
@@ -432,14 +432,14 @@ def test_checkpoints_are_kept_one_line_each(db, checkpoint_dir):
     record_entries(1)
     audit.link_pending(checkpoint=False)
     audit.write_checkpoint()
-    lines = (checkpoint_dir / audit.CHECKPOINT_FILE).read_text().splitlines()
+    lines = audit.checkpoint_path().read_text().splitlines()
     assert [json.loads(line)["chain_seq"] for line in lines] == [1, 1, 2]
 
 
 def test_an_unreadable_checkpoint_line_is_skipped_and_counted(db, checkpoint_dir):
     linked_chain(2)
-    genuine = json.loads((checkpoint_dir / audit.CHECKPOINT_FILE).read_text())
-    with (checkpoint_dir / audit.CHECKPOINT_FILE).open("a") as handle:
+    genuine = json.loads(audit.checkpoint_path().read_text())
+    with audit.checkpoint_path().open("a") as handle:
         handle.write(json.dumps({**genuine, "chain_seq": 9, "created_at": "soon"}) + "\n")
         handle.write('{"chain_seq": 9, "truncated wri')
     result = audit.verify_chain()
@@ -451,7 +451,18 @@ def test_an_unreadable_checkpoint_line_is_skipped_and_counted(db, checkpoint_dir
 
 def test_write_checkpoint_on_an_empty_log_writes_nothing(db, checkpoint_dir):
     assert audit.write_checkpoint() is None
-    assert not (checkpoint_dir / audit.CHECKPOINT_FILE).exists()
+    assert list(checkpoint_dir.glob("*")) == []
+
+
+def test_a_new_database_starts_its_own_checkpoint_file(db, checkpoint_dir):
+    linked_chain(3)
+    first_file = audit.checkpoint_path()
+    assert first_file.exists()
+    # The database is created anew with the same checkpoint directory (a development reset).
+    execute("DELETE FROM audit_entries")
+    linked_chain(2)
+    assert audit.checkpoint_path() != first_file
+    assert audit.verify_chain().ok
 
 
 # Canonical bytes ---------------------------------------------------------------------------
