@@ -1,7 +1,7 @@
 """Benchmark Haven's case pages under load, each as a ratio to a bare Flask "hello".
 
     python -m bench.web [--cases 100000] [--audit-entries 1000000] [--duration 10]
-                        [--connections 32] [--database-url URL]
+                        [--connections 32] [--database-url URL] [--reuse DIR]
 
 Fills a throwaway PostgreSQL database (or the one given, which must be empty) with the demo
 agencies and accounts, N synthetic cases (``generate_cases``) and M audit entries (COPY, as
@@ -12,6 +12,10 @@ access policy and audit all on. Hello runs before and after the Haven endpoints;
 taken to their mean. Prints requests/s, ratio, p95 latency and worker memory beside the
 targets in DESIGN.md ("Performance targets"). Without wrk (apt-get install wrk) a Python
 thread-based load generator is used instead, which is slower and says so.
+
+``--reuse DIR`` keeps the filled database and its keys between runs: the first run creates a
+database on the local server, fills it and records its URL and keys in DIR; later runs with
+the same DIR skip generation (the database is never dropped; drop it by hand when done).
 """
 
 from __future__ import annotations
@@ -274,20 +278,42 @@ class Fixture:
     search_name: tuple[str, str, int]  # given, family, birth year of the case viewed
 
 
-def prepare(app, cases: int, audit_entries: int) -> Fixture:
-    """Fill the database and return a signed-in caseworker's cookie and a case to view."""
+def prepare(app, cases: int, audit_entries: int, *, fill: bool = True) -> Fixture:
+    """Fill the database (unless reused) and return a signed-in caseworker's cookie and a case
+    to view."""
+    import casework.all_models  # noqa: F401
+
+    if fill:
+        _fill(app, cases, audit_entries)
+    else:  # a reused database: link what earlier runs' requests left pending
+        from core import audit
+        from core.db import db
+
+        with app.app_context():
+            started = time.perf_counter()
+            linked = _link_everything(db, audit)
+            print(f"  {linked:,} audit entries linked in {time.perf_counter() - started:.1f} s")
+            db.session.remove()
+    with app.app_context():
+        # Pages show reference list labels and offer them as filters, as deployed (flask
+        # init-dev seeds them); generate_cases alone leaves the lists empty. Idempotent.
+        from casework.reference import seed_reference_data
+        from core.db import db
+
+        seed_reference_data()
+        db.session.commit()
+        db.session.remove()
+    return _sign_in(app)
+
+
+def _fill(app, cases: int, audit_entries: int) -> None:
     import casework.all_models  # noqa: F401
     from core.db import db
 
     elapsed = generate(app, cases, batch_size=1000)
     print(f"  {cases:,} cases generated in {elapsed:.1f} s", flush=True)
     with app.app_context():
-        from sqlalchemy import select
-
-        from casework.models import Case
         from core import audit
-        from core.models import User
-        from core.sessions import SESSION_KEY, create_session
 
         if audit_entries:
             from bench.audit_verify import bulk_insert
@@ -307,6 +333,18 @@ def prepare(app, cases: int, audit_entries: int) -> Fixture:
         with db.engine.connect() as connection:
             connection.exec_driver_sql("ANALYZE")
             connection.commit()
+        db.session.remove()
+
+
+def _sign_in(app) -> Fixture:
+    from core.db import db
+
+    with app.app_context():
+        from sqlalchemy import select
+
+        from casework.models import Case
+        from core.models import User
+        from core.sessions import SESSION_KEY, create_session
 
         user = db.session.scalar(select(User).where(User.email == BENCH_USER))
         _row, token = create_session(user, second_factor_done=True)
@@ -388,8 +426,8 @@ def search_request(server: Gunicorn, fixture: Fixture) -> str | None:
 # --------------------------------------------------------------------------- run
 
 
-def run(database_url: str, args) -> int:
-    work = Path(tempfile.mkdtemp(prefix="haven-bench-web-"))
+def run(database_url: str, args, *, work: Path | None = None, fill: bool = True) -> int:
+    work = work or Path(tempfile.mkdtemp(prefix="haven-bench-web-"))
     app = make_app(database_url, work)
     with app.app_context():
         from core.db import db
@@ -398,7 +436,7 @@ def run(database_url: str, args) -> int:
             print("web bench: needs a PostgreSQL database URL", file=sys.stderr)
             return 2
     print(f"  load average before setup: {_load()}", flush=True)
-    fixture = prepare(app, args.cases, args.audit_entries)
+    fixture = prepare(app, args.cases, args.audit_entries, fill=fill)
 
     load = run_wrk if shutil.which("wrk") and not args.python_load else run_threads
     print(
@@ -503,10 +541,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--python-load", action="store_true", help="do not use wrk")
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: throwaway)")
+    parser.add_argument(
+        "--reuse",
+        metavar="DIR",
+        help="keep the filled database and keys in DIR and reuse them on later runs",
+    )
     args = parser.parse_args(argv)
     if args.database_url:
         return run(args.database_url, args)
     from tests.postgres_server import create_test_database, postgres_url
+
+    if args.reuse:
+        work = Path(args.reuse).resolve()
+        state = work / "database_url"
+        if state.exists():
+            print(f"  reusing the database and keys in {work}", flush=True)
+            return run(state.read_text().strip(), args, work=work, fill=False)
+        work.mkdir(parents=True, exist_ok=True)
+        url, _drop = create_test_database(postgres_url())
+        status = run(url, args, work=work)
+        state.write_text(url + "\n")
+        return status
 
     url, drop = create_test_database(postgres_url())
     try:

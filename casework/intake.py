@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 
 from casework.forms import FIELD_LABELS
 from casework.models import Case, NrmStatus
-from casework.reference import labels_of
+from casework.reference import labels_for, labels_of
 from casework.services import CODE_LIST_FIELDS, CODED_FIELDS, case_values
 from core.models import AgencyType
 
@@ -105,11 +105,35 @@ def shown_value(name: str, value: Any, labels: dict[str, dict[str, str]]) -> Any
     if value in (None, "", [], ()):
         return None
     if list_name is not None:
-        names = labels.setdefault(list_name, labels_of(list_name))
+        names = labels.get(list_name)
+        if names is None:
+            names = labels[list_name] = labels_of(list_name)
         if isinstance(value, list | tuple):
             return ", ".join(names.get(code, code) for code in value)
         return names.get(value, value)
     return value
+
+
+def _labels_needed(*sources: tuple[str, Any]) -> dict[str, dict[str, str]]:
+    """Return, for every reference list the fields use, the labels of the codes they hold.
+
+    One query for all of them, instead of reading whole lists (the country list alone has
+    some 250 items) to show a few codes; ``shown_value`` then finds every list filled in.
+    """
+    lists: dict[str, dict[str, str]] = {}
+    wanted = []
+    for name, value in sources:
+        list_name = _reference_list(name)
+        if list_name is None:
+            continue
+        lists.setdefault(list_name, {})
+        if isinstance(value, list | tuple):
+            wanted.extend((list_name, code) for code in value if isinstance(code, str))
+        elif isinstance(value, str) and value:
+            wanted.append((list_name, value))
+    for (list_name, code), label in labels_for(wanted).items():
+        lists[list_name][code] = label
+    return lists
 
 
 def case_sections(case: Case) -> list[Section]:
@@ -121,7 +145,7 @@ def case_sections(case: Case) -> list[Section]:
     values["agency_type"] = (
         AgencyType(agency_type).label if agency_type in set(AgencyType) else agency_type
     )
-    labels: dict[str, dict[str, str]] = {}
+    labels = _labels_needed(*((name, values[name]) for _title, names in SECTIONS for name in names))
     sections = []
     for title, names in SECTIONS:
         rows = []
@@ -136,7 +160,9 @@ def case_sections(case: Case) -> list[Section]:
 def conflict_rows(case: Case, typed: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
     """Return (label, saved, typed) for each field in conflict, codes shown as labels."""
     saved = case_values(case)
-    labels: dict[str, dict[str, str]] = {}
+    labels = _labels_needed(
+        *((name, saved[name]) for name in names), *((name, typed.get(name)) for name in names)
+    )
     return [
         {
             "name": name,

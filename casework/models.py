@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -43,6 +44,17 @@ class CaseStatus(enum.StrEnum):
     DRAFT = "draft"
     OPEN = "open"
     CLOSED = "closed"
+
+    @property
+    def label(self) -> str:
+        return str(CASE_STATUS_LABELS[self])
+
+
+CASE_STATUS_LABELS = {
+    CaseStatus.DRAFT: _l("Draft"),
+    CaseStatus.OPEN: _l("Open"),
+    CaseStatus.CLOSED: _l("Closed"),
+}
 
 
 class NrmStatus(enum.StrEnum):
@@ -194,6 +206,10 @@ class Case(db.Model):
         first = {"id": kwargs.pop("id", None) or new_uuid()}
         first["data_key"] = kwargs.pop("data_key", None) or new_data_key()
         super().__init__(**first, **kwargs)
+
+    @property
+    def status_label(self) -> str:
+        return CaseStatus(self.status).label
 
     def encryption_key(self) -> DataKey:
         """Return the data key this case's fields are encrypted under."""

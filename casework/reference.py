@@ -483,37 +483,48 @@ class _Entry:
 
 
 class _Lists:
-    """Every reference list's entries in one language, read in one query.
+    """Reference list entries in one language, read as pages need them, for one request.
 
     Kept for one request at most (``_lists``): the lists are not personal data, but an admin
     may change them on another instance at any time, so nothing outlives the request.
+    Whole lists are read one query each (forms); a page that only shows a few codes reads
+    just their labels, all lists at once (``labels_for``).
     """
 
-    def __init__(self, language: str, list_name: str | None = None) -> None:
+    def __init__(self, language: str) -> None:
         self.language = language
-        label = getattr(ReferenceItem, f"label_{language}")
-        query = select(
+        self._entries: dict[str, list[_Entry]] = {}
+        self._labels: dict[str, dict[str, str]] = {}
+        self._sorted: dict[str, list[_Entry]] = {}
+        # Labels of single codes read by labels_for, by (list name, code).
+        self._some: dict[tuple[str, str], str] = {}
+
+    def _columns(self):
+        return (
             ReferenceItem.list_name,
             ReferenceItem.code,
             ReferenceItem.label_en,
-            label,
+            getattr(ReferenceItem, f"label_{self.language}"),
             ReferenceItem.active,
             ReferenceItem.sort_order,
         )
-        if list_name is not None:
-            query = query.where(ReferenceItem.list_name == list_name)
-        self.entries: dict[str, list[_Entry]] = {}
-        for name, code, label_en, label_here, active, sort_order in db.session.execute(query):
-            self.entries.setdefault(name, []).append(
+
+    def entries(self, list_name: str) -> list[_Entry]:
+        entries = self._entries.get(list_name)
+        if entries is None:
+            query = select(*self._columns()).where(ReferenceItem.list_name == list_name)
+            entries = self._entries[list_name] = [
                 _Entry(code, label_here or label_en, active, sort_order)
-            )
-        self._labels: dict[str, dict[str, str]] = {}
-        self._sorted: dict[str, list[_Entry]] = {}
+                for _name, code, label_en, label_here, active, sort_order in db.session.execute(
+                    query
+                )
+            ]
+        return entries
 
     def labels(self, list_name: str) -> dict[str, str]:
         labels = self._labels.get(list_name)
         if labels is None:
-            entries = self.entries.get(list_name, ())
+            entries = self.entries(list_name)
             labels = self._labels[list_name] = {entry.code: entry.label for entry in entries}
         return labels
 
@@ -522,10 +533,35 @@ class _Lists:
         if ordered is None:
             language = self.language
             ordered = self._sorted[list_name] = sorted(
-                self.entries.get(list_name, ()),
+                self.entries(list_name),
                 key=lambda entry: (entry.sort_order, collation_key(entry.label, language)),
             )
         return ordered
+
+    def labels_for(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Return the labels of these (list name, code) pairs; unknown codes are left out."""
+        found: dict[tuple[str, str], str] = {}
+        missing: dict[str, set[str]] = {}
+        for list_name, code in wanted:
+            if list_name in self._labels:
+                if code in self._labels[list_name]:
+                    found[list_name, code] = self._labels[list_name][code]
+            elif (list_name, code) in self._some:
+                found[list_name, code] = self._some[list_name, code]
+            else:
+                missing.setdefault(list_name, set()).add(code)
+        if missing:
+            # One statement shape whatever the pairs (so SQLAlchemy compiles it once); the
+            # few items of another wanted list that share a wanted code are dropped here.
+            codes = sorted({code for codes in missing.values() for code in codes})
+            query = select(*self._columns()[:4]).where(
+                ReferenceItem.list_name.in_(sorted(missing)), ReferenceItem.code.in_(codes)
+            )
+            for list_name, code, label_en, label_here in db.session.execute(query):
+                if code in missing[list_name]:
+                    label = self._some[list_name, code] = label_here or label_en
+                    found[list_name, code] = label
+        return found
 
 
 # Where a request keeps its lists: (the request object, the lists). Keyed by the request
@@ -533,12 +569,11 @@ class _Lists:
 _G_LISTS = "haven_reference_lists"
 
 
-def _lists(list_name: str) -> _Lists:
-    """Return the lists for this request (one query per request), or the one list afresh
-    outside a request."""
+def _lists() -> _Lists:
+    """Return this request's lists, or fresh ones outside a request."""
     language = current_language()
     if not has_request_context():
-        return _Lists(language, list_name)
+        return _Lists(language)
     current = request._get_current_object()  # type: ignore[attr-defined]
     cached = g.get(_G_LISTS)
     if cached is not None and cached[0] is current and cached[1].language == language:
@@ -554,16 +589,22 @@ def _forget_lists() -> None:
         g.pop(_G_LISTS, None)
 
 
+def labels_for(wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Return {(list name, code): label in the current language} for the pairs given, in one
+    query (codes no list has are left out)."""
+    return _lists().labels_for(wanted)
+
+
 def labels_of(list_name: str) -> dict[str, str]:
     """Return {code: label in the current language} for every item of the list."""
-    return dict(_lists(list_name).labels(list_name))
+    return dict(_lists().labels(list_name))
 
 
 def label_for(list_name: str, code: str | None) -> str | None:
     """Return the label of one code in the current language (the code itself if unknown)."""
     if code is None:
         return None
-    return _lists(list_name).labels(list_name).get(code, code)
+    return labels_for([(list_name, code)]).get((list_name, code), code)
 
 
 def choices_for(list_name: str, keep: Iterable[str] = ()) -> list[tuple[str, str]]:
@@ -574,7 +615,7 @@ def choices_for(list_name: str, keep: Iterable[str] = ()) -> list[tuple[str, str
     """
     keep = set(keep)
     choices = []
-    for item in _lists(list_name).ordered(list_name):
+    for item in _lists().ordered(list_name):
         if item.active:
             choices.append((item.code, item.label))
         elif item.code in keep:
@@ -725,6 +766,7 @@ def set_reference_item_active(item: ReferenceItem, active: bool, *, actor) -> No
 
 
 # Command line ------------------------------------------------------------------------------
+
 
 def seed_reference_data() -> tuple[int, int]:
     """Seed every reference list and the indicator checklist; return what was added."""

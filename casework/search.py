@@ -28,6 +28,7 @@ from wtforms.validators import Length, NumberRange, Optional
 from casework.models import Case, CaseBlindIndex, CaseStatus
 from core.crypto import (
     configured_index_bits,
+    decrypt_value,
     document_number_index,
     name_birth_year_index,
     normalise_document_number,
@@ -412,14 +413,97 @@ def _after(sort: CaseSort, anchor: Any):
     return tuple_(Case.created_at, Case.id) < tuple_(anchor.created_at, anchor.id)
 
 
+@dataclass(frozen=True, slots=True)
+class _ListedKey:
+    """A case's data key columns, all ``decrypt_value`` reads."""
+
+    id: str
+    kek_id: str
+    wrapped: bytes | None
+    destroyed_at: datetime | None
+
+
+class ListedCase:
+    """What the case list shows of a case, read without the ORM; names decrypted on read.
+
+    The ORM would build an instance with some 40 attributes per row (and decrypting goes
+    through the same ``decrypt_value`` either way); the list reads seven columns.
+    """
+
+    __slots__ = ("_key", "_names", "created_at", "id", "reference", "status")
+
+    def __init__(self, row: Any) -> None:
+        self.id = row.id
+        self.reference = row.reference
+        self.status = row.status
+        self.created_at = row.created_at
+        self._key = _ListedKey(row.data_key_id, row.kek_id, row.wrapped, row.destroyed_at)
+        self._names = {name: getattr(row, f"{name}_enc") for name in LISTED_NAMES}
+
+    @property
+    def is_erased(self) -> bool:
+        return self._key.destroyed_at is not None
+
+    def _decrypted(self, name: str) -> str | None:
+        plaintext = decrypt_value(
+            self._key, self._names[name], table="cases", column=f"{name}_enc", row_id=self.id
+        )
+        return None if plaintext is None else plaintext.decode("utf-8")
+
+    @property
+    def given_name(self) -> str | None:
+        return self._decrypted("given_name")
+
+    @property
+    def family_name(self) -> str | None:
+        return self._decrypted("family_name")
+
+    @property
+    def aliases(self) -> str | None:
+        return self._decrypted("aliases")
+
+
+# The person fields the list shows (read with ListedCase).
+LISTED_NAMES = ("given_name", "family_name", "aliases")
+
+
+def _listed(query: Select) -> list[ListedCase]:
+    """Run a select of Cases as plain rows of what the list shows (same filters and order)."""
+    from core.crypto import DataKey
+
+    columns = (
+        Case.id,
+        Case.reference,
+        Case.status,
+        Case.created_at,
+        Case.data_key_id,
+        DataKey.kek_id,
+        DataKey.wrapped,
+        DataKey.destroyed_at,
+        *(getattr(Case, f"_{name}_enc").label(f"{name}_enc") for name in LISTED_NAMES),
+    )
+    rows = db.session.execute(
+        query.with_only_columns(*columns).join(DataKey, DataKey.id == Case.data_key_id)
+    )
+    return [ListedCase(row) for row in rows]
+
+
 class BadAnchor(LookupError):
     """The page anchor is not a case the user may see (or not a case id at all)."""
 
 
 def case_page(
-    user: User, criteria: CaseCriteria, after: str | None, *, size: int | None = None
+    user: User,
+    criteria: CaseCriteria,
+    after: str | None,
+    *,
+    size: int | None = None,
+    listed: bool = False,
 ) -> Page:
     """Return one keyset page of the filtered cases, in the criteria's order.
+
+    ``listed``: return ``ListedCase`` rows (id, reference, status, created_at and the names,
+    decrypted on first read) read without the ORM, for the case list, instead of Cases.
 
     The anchor is looked up through the visible scope (not the filter), so a case that
     stopped matching the filter still anchors the next page.
@@ -443,7 +527,7 @@ def case_page(
         if anchor is None:
             raise BadAnchor(after)
         query = query.where(_after(criteria.sort, anchor))
-    cases = list(db.session.scalars(query))
+    cases = _listed(query) if listed else list(db.session.scalars(query))
     more = len(cases) > size
     cases = cases[:size]
     return Page(cases, is_first=after is None, next_after=cases[-1].id if more else None)

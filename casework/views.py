@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import format_date, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -14,12 +15,13 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from casework.forms import CaseEditForm, CaseForm
 from casework.intake import case_sections, conflict_rows, nrm_summary, safeguarding
-from casework.models import Case, CaseStatus
+from casework.models import CASE_STATUS_LABELS, Case, CaseStatus
 from casework.search import (
     SORT_LABELS,
     BadAnchor,
     CaseFilterForm,
     CaseSearchForm,
+    ListedCase,
     available_filters,
     case_page,
     search_cases,
@@ -48,11 +50,7 @@ PAGE_SIZE = 50
 # The list shows names only; reading them is audited like any read of personal data.
 LIST_FIELDS = ("given_name", "family_name", "aliases")
 
-STATUS_LABELS = {
-    CaseStatus.DRAFT: _l("Draft"),
-    CaseStatus.OPEN: _l("Open"),
-    CaseStatus.CLOSED: _l("Closed"),
-}
+STATUS_LABELS = CASE_STATUS_LABELS
 STATUS_BADGES = {
     CaseStatus.DRAFT: "badge--warn",
     CaseStatus.OPEN: "badge--ok",
@@ -68,6 +66,10 @@ class CaseRow:
     status_label: str
     status_badge: str
     created_at: datetime
+    # created_at as the page shows it (the |date filter's output), formatted once per day.
+    opened: str = ""
+    # The case page's address (url_for once per page, not once per row).
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,12 @@ class CasePage:
     next_after: str | None
 
 
-def _status(case: Case) -> tuple[str, str]:
+def _status(case: Case | ListedCase) -> tuple[str, str]:
     status = CaseStatus(case.status)
     return str(STATUS_LABELS[status]), STATUS_BADGES[status]
 
 
-def _display_name(case: Case) -> str:
+def _display_name(case: Case | ListedCase) -> str:
     if case.is_erased:
         return str(_l("(personal data erased)"))
     name = " ".join(part for part in (case.given_name, case.family_name) if part)
@@ -100,23 +102,33 @@ def index():
     if not can_list_cases(current_user):
         abort(404)
     mark_sensitive()
+    search_form = CaseSearchForm()
+    if request.method == "POST" and search_form.validate_on_submit():
+        # The results page shows no filter form and no list: neither is built.
+        return render_template(
+            "casework/index.html",
+            page=None,
+            results=_search_rows(search_form),
+            filter_form=None,
+            filter_args={},
+            available_filters=frozenset(),
+            sort_label="",
+            search_form=search_form,
+            may_create=can_create_case(current_user),
+        )
     filter_form = CaseFilterForm(formdata=request.args)
     # An invalid filter value is shown as an error and ignored: the form only narrows a list.
     filter_form.validate()
-    search_form = CaseSearchForm()
     page, results, status = None, None, 200
     criteria = filter_form.criteria()
     if request.method == "POST":
-        if search_form.validate_on_submit():
-            results = _search_rows(search_form)
-        else:
-            status = 400
+        status = 400
     else:
         try:
-            found = case_page(current_user, criteria, request.args.get("after"))
+            found = case_page(current_user, criteria, request.args.get("after"), listed=True)
         except BadAnchor:
             abort(404)
-        rows = [_case_row(case) for case in found.cases]
+        rows = _case_rows(found.cases)
         if rows:
             audit.record("case.listed", object_type="case", field_names=LIST_FIELDS)
         page = CasePage(rows, is_first=found.is_first, next_after=found.next_after)
@@ -133,17 +145,40 @@ def index():
     ), status
 
 
-def _case_row(case: Case) -> CaseRow:
-    label, badge = _status(case)
-    # An erased case stays listed (its coded fields remain); its names are gone.
-    name = _("(personal data erased)") if case.is_erased else _display_name(case)
-    return CaseRow(case.id, case.reference, name, label, badge, case.created_at)
+def _case_rows(cases: list[Case] | list[ListedCase]) -> list[CaseRow]:
+    """Return the list's rows; labels and dates are translated once per page, not per row."""
+    statuses: dict[str, tuple[str, str]] = {}
+    days: dict[date, str] = {}
+    erased = None
+    rows = []
+    zone = get_timezone()
+    # Case ids are UUIDs: build each address from one url_for with a stand-in id.
+    stand_in = "00000000-0000-0000-0000-000000000000"
+    address = url_for("casework.detail", case_id=uuid.UUID(stand_in))
+    for case in cases:
+        status = statuses.get(case.status)
+        if status is None:
+            status = statuses[case.status] = _status(case)
+        # What to_user_timezone does, with the zone looked up once per page.
+        day = zone.normalize(case.created_at.astimezone(zone)).date()
+        opened = days.get(day)
+        if opened is None:
+            opened = days[day] = format_date(day, "medium")
+        # An erased case stays listed (its coded fields remain); its names are gone.
+        if case.is_erased:
+            erased = erased or _("(personal data erased)")
+            name = erased
+        else:
+            name = _display_name(case)
+        url = address.replace(stand_in, str(uuid.UUID(case.id)))
+        rows.append(CaseRow(case.id, case.reference, name, *status, case.created_at, opened, url))
+    return rows
 
 
 def _search_rows(form: CaseSearchForm) -> dict:
     """Run the search; audit it when it found something (index names only, never terms)."""
     result = search_cases(current_user, form.terms())
-    rows = [_case_row(case) for case in result.cases]
+    rows = _case_rows(result.cases)
     if rows:
         audit.record(
             "case.searched",

@@ -495,16 +495,22 @@ def destroy_data_key(data_key: DataKey) -> None:
 
 
 def _associated_data(key_id: bytes, table: str, column: str, row_id: object) -> bytes:
-    # Length-prefixed parts, so no two different contexts can serialise the same way.
-    parts = (
-        b"haven.field",
-        bytes([FORMAT_VERSION]),
-        key_id,
-        table.encode(),
-        column.encode(),
-        str(row_id).encode(),
-    )
-    return b"".join(struct.pack(">I", len(part)) + part for part in parts)
+    # Length-prefixed parts, so no two different contexts can serialise the same way:
+    # b"haven.field", the format version, key id, table, column, row id, each as
+    # struct.pack(">I", len(part)) + part. The constant parts are packed once.
+    names = _PACKED_NAMES.get((table, column))
+    if names is None:
+        names = _PACKED_NAMES[table, column] = _packed(table.encode()) + _packed(column.encode())
+    return b"".join((_AD_PREFIX, _packed(key_id), names, _packed(str(row_id).encode())))
+
+
+def _packed(part: bytes) -> bytes:
+    return struct.pack(">I", len(part)) + part
+
+
+_AD_PREFIX = _packed(b"haven.field") + _packed(bytes([FORMAT_VERSION]))
+# (table, column) -> their packed parts; a handful of entries, names from the code only.
+_PACKED_NAMES: dict[tuple[str, str], bytes] = {}
 
 
 def _key_id_bytes(data_key: DataKey) -> bytes:

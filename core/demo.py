@@ -486,9 +486,59 @@ class _BulkCaseWriter:
             (self.event_table, rows["events"]),
             (AuditEntry.__table__, rows["entries"]),
         )
+        connection = db.session.connection()
+        copy = connection.dialect.name == "postgresql"
         for table, values in inserts:
             if table is not None and values:
-                db.session.execute(table.insert(), values)
+                if copy:
+                    _copy_rows(connection, table, values)
+                else:
+                    db.session.execute(table.insert(), values)
+
+
+def _copy_rows(connection, table, rows: list[dict]) -> None:
+    """Insert rows with PostgreSQL's COPY, in the session's transaction (like executemany).
+
+    Every row carries the same keys, and every column with a Python-side default is among
+    them (COPY applies only server defaults). Values go through the columns' bind
+    processing (UTCDateTime's check and conversion), as an INSERT would.
+
+    :raises IntegrityError: wrapping the driver's error, as an INSERT would raise it.
+    """
+    import psycopg
+
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    missing = [
+        column.name
+        for column in table.columns
+        if column.default is not None and column.name not in rows[0]
+    ]
+    if missing:
+        raise ValueError(f"COPY into {table.name}: no value for {', '.join(missing)}")
+    dialect = connection.dialect
+    processors = [
+        (position, processor)
+        for position, column in enumerate(columns)
+        if (processor := column.type._cached_bind_processor(dialect)) is not None
+    ]
+    quote = dialect.identifier_preparer.quote
+    statement = (
+        f"COPY {dialect.identifier_preparer.format_table(table)}"
+        f" ({', '.join(quote(name) for name in names)}) FROM STDIN"
+    )
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                values = [row[name] for name in names]
+                for position, processor in processors:
+                    values[position] = processor(values[position])
+                copy.write_row(values)
+    except psycopg.IntegrityError as error:
+        raise IntegrityError(statement, None, error) from error
+    finally:
+        cursor.close()
 
 
 def _coded_field_names() -> tuple[str, ...]:

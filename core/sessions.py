@@ -157,10 +157,16 @@ def _load_session() -> UserSession | None:
     token = session.get(SESSION_KEY)
     if not token or not isinstance(token, str):
         return None
-    row = db.session.scalar(
-        select(UserSession)
-        .options(joinedload(UserSession.user))
-        .where(UserSession.token_hash == hash_token(token))
+    # One indexed query for the row, its user, the user's agency and roles: every request
+    # runs it, so no second round trip for the roles.
+    row = (
+        db.session.execute(
+            select(UserSession)
+            .options(joinedload(UserSession.user).joinedload(User.role_rows))
+            .where(UserSession.token_hash == hash_token(token))
+        )
+        .unique()
+        .scalar_one_or_none()
     )
     if row is None:
         # Rotated away or deleted: the cookie is worthless, drop it.
