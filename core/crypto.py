@@ -823,7 +823,7 @@ def blind_index(
     return int.from_bytes(digest[:8], "big") >> (64 - bits)
 
 
-def blind_index_bits(expected_rows: int, *, minimum: int = 16, maximum: int = 32) -> int:
+def blind_index_bits(expected_rows: int, *, minimum: int = 1, maximum: int = 32) -> int:
     """Return the blind-index width L for R expected rows (CipherSweet's rule, clamped).
 
     The rule wants 2 <= R / 2**L <= sqrt(R): every index value shared by at least two
@@ -831,13 +831,11 @@ def blind_index_bits(expected_rows: int, *, minimum: int = 16, maximum: int = 32
     search decrypts few candidates). We take the largest L that keeps R / 2**L >= 2, i.e.
     floor(log2(R / 2)), which also meets the upper bound for any R >= 16.
 
-    Clamped to [minimum, maximum]. The width is frozen once indexes are written (changing it
-    means recomputing every index), while deployments outgrow their first estimate; a width
-    chosen for a small R (8 bits for 1,000 rows) would make every search and duplicate check
-    decrypt R / 256 candidates once the system holds 100,000 cases. So R is treated as at
-    least 2**17 (16 bits). Below that many rows each value is shared by fewer than two
-    records on average: the lower bound is knowingly relaxed there; pass ``minimum=1`` to
-    follow the rule strictly. ``maximum`` keeps the value in a 32-bit range.
+    Clamped to [minimum, maximum]; ``maximum`` keeps the value in a 32-bit range. The width
+    is frozen once indexes are written (changing it means recomputing every index), so R is
+    the deployment's long-term estimate (HAVEN_EXPECTED_CASES, default 100,000 → 15 bits),
+    not today's row count: DESIGN.md's lower bound (each value shared by two records) holds
+    at that size, and a smaller system only decrypts more candidates per search.
     """
     if expected_rows < 1:
         raise ValueError("expected_rows must be positive")

@@ -187,8 +187,8 @@ def test_index_identifiers_cannot_be_confused():
 # --------------------------------------------------------------------------- widths
 
 
-@pytest.mark.parametrize("rows", [2**17, 200_000, 10**6, 3_333_333, 10**8, 10**9])
-def test_the_width_follows_the_rule_where_the_minimum_does_not_bind(rows):
+@pytest.mark.parametrize("rows", [16, 1000, 100_000, 2**17, 200_000, 10**6, 10**8, 10**9])
+def test_the_width_follows_the_design_rule(rows):
     bits = blind_index_bits(rows)
     assert 2 <= rows / 2**bits <= math.sqrt(rows)
     assert rows / 2 ** (bits + 1) < 2  # and it is the largest width that does
@@ -200,13 +200,13 @@ def test_the_rule_alone_holds_for_small_deployments(rows):
     assert 2 <= rows / 2**bits <= math.sqrt(rows)
 
 
-def test_small_deployments_get_the_minimum_width():
-    assert blind_index_bits(1) == 16
-    assert blind_index_bits(1000) == 16
-    assert blind_index_bits(100_000) == 16
+def test_widths_for_typical_deployments():
+    assert blind_index_bits(1) == 1
+    assert blind_index_bits(1000) == 8
+    assert blind_index_bits(100_000) == 15
     assert blind_index_bits(10**6) == 18
     assert blind_index_bits(10**15) == 32
-    assert blind_index_bits(1000, minimum=1) == 8
+    assert blind_index_bits(1000, minimum=16) == 16
     with pytest.raises(ValueError):
         blind_index_bits(0)
 
