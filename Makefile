@@ -48,6 +48,7 @@ translations: install
 # which skips every directory starting with "_" (templates/_macros). See docs/translating.md.
 messages: install
 	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -k lazy_ngettext:1,2 \
+		-k pgettext:1c,2 -k lazy_pgettext:1c,2 \
 		--ignore-dirs ".* __pycache__" \
 		--project Haven --version 0.1.0 --copyright-holder "the Haven project" \
 		-o translations/messages.pot .

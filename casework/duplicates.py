@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
@@ -53,7 +54,7 @@ class DuplicateStatus(enum.StrEnum):
 
 
 DUPLICATE_STATUS_LABELS = {
-    DuplicateStatus.OPEN: _l("Open"),
+    DuplicateStatus.OPEN: lazy_pgettext("duplicate flag", "Open"),
     DuplicateStatus.SAME_PERSON: _l("Same person"),
     DuplicateStatus.DIFFERENT: _l("Different people"),
 }
@@ -316,3 +317,37 @@ def resolve_duplicate_flag(
             object_id=str(flag.id),
         )
     return flag
+
+
+# Erasure -------------------------------------------------------------------------------------
+
+
+def close_flags_of_erased_case(case: Case, actor: User | None) -> int:
+    """Delete the case's open flags: an erased case can no longer be compared. Audited.
+
+    Called by the erasure, in its transaction. The status CHECK allows no "dropped" state
+    and a resolution would claim a comparison that never happened, so an open flag goes;
+    resolved flags stay as the coordinator decided. Neither owner is told (no timeline
+    event): the other case's owner learns nothing about this case. Returns the number
+    of flags deleted.
+    """
+    flags = list(
+        db.session.scalars(
+            select(DuplicateFlag).where(
+                or_(DuplicateFlag.case_a_id == case.id, DuplicateFlag.case_b_id == case.id),
+                DuplicateFlag.status == DuplicateStatus.OPEN.value,
+            )
+        )
+    )
+    for flag in flags:
+        audit.record(
+            "duplicate.dropped",
+            object_type="duplicate_flag",
+            object_id=flag.id,
+            field_names=flag.matched_names,
+            user=actor,
+        )
+        db.session.delete(flag)
+    if flags:
+        db.session.flush()
+    return len(flags)

@@ -59,12 +59,6 @@ SORT_LABELS = {
     CaseSort.REFERENCE: _l("By reference"),
 }
 
-NRM_STATUS_LABELS = {
-    "presumed": _l("Presumed victim"),
-    "pending_decision": _l("Decision pending"),
-    "recognised": _l("Recognised"),
-    "not_recognised": _l("Not recognised"),
-}
 STATUS_FILTER_LABELS = {
     "draft": _l("Draft"),
     CaseStatus.OPEN.value: _l("Open"),
@@ -236,6 +230,16 @@ def exploitation_form_choices(keep: str | None = None) -> list[SelectChoice]:
     return [SelectChoice("", _l("Any"))] + [SelectChoice(code, label) for code, label in codes]
 
 
+def nrm_status_choices() -> list[SelectChoice]:
+    """Return the NRM statuses to filter on, labelled as on the case page (one source)."""
+    # Imported here: casework.intake imports the services, which import this module.
+    from casework.intake import NRM_LABELS
+
+    return [SelectChoice("", _l("Any"))] + [
+        SelectChoice(status.value, label) for status, label in NRM_LABELS.items()
+    ]
+
+
 class CaseFilterForm(HavenForm):
     """The list's filters: a GET form (it changes nothing, and holds no personal data)."""
 
@@ -250,8 +254,7 @@ class CaseFilterForm(HavenForm):
     )
     nrm_status = SelectField(
         _l("NRM status"),
-        choices=[SelectChoice("", _l("Any"))]
-        + [SelectChoice(value, label) for value, label in NRM_STATUS_LABELS.items()],
+        choices=[SelectChoice("", _l("Any"))],  # the statuses are added per form
         default="",
     )
     mine = SelectField(
@@ -284,6 +287,7 @@ class CaseFilterForm(HavenForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.nrm_status.choices = nrm_status_choices()
         self.exploitation.choices = exploitation_form_choices(keep=self.exploitation.data)
 
     def criteria(self) -> CaseCriteria:

@@ -27,6 +27,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casework import reference
+from casework.duplicates import close_flags_of_erased_case
 from casework.models import Case, CaseStatus
 from casework.timeline import add_timeline_event, register_timeline_kind
 from core import audit
@@ -653,6 +654,8 @@ def erase_case(case: Case, actor: User | None) -> Case:
             )
         ):
             _mark_decided(request, RequestStatus.CANCELLED, actor, now)
+    # An open duplicate flag could never be compared again.
+    close_flags_of_erased_case(case, actor)
     _forget_case_plaintext(db.session, case)
     db.session.flush()
     audit.record(

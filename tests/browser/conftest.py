@@ -45,3 +45,14 @@ def live_server(app):
 def base_url(live_server):
     # Replaces pytest-base-url's fixture, which pytest 9 deprecates, with our live server.
     return live_server
+
+
+@pytest.fixture(autouse=True)
+def fresh_login_limit():
+    """Every browser sign-in comes from 127.0.0.1 and counts against the login rate limit;
+    start each test with a clean count, as the `client` fixture does."""
+    from core.extensions import limiter
+
+    limiter.reset()
+    yield
+    limiter.reset()

@@ -529,3 +529,8 @@ def test_a_refused_case_read_is_audited_as_denied(app, db, world):
     assert [(entry.user_id, entry.object_id, entry.outcome) for entry in denied] == [
         (world["charlie"].id, world["case_id"], "denied")
     ]
+
+
+def test_the_case_page_names_the_assigned_caseworker(app, world):
+    page = client_for(app, world["bob"]).get(f"/cases/{world['case_id']}").get_data(as_text=True)
+    assert f"Assigned to {world['alice'].display_name}" in page

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from casework.duplicates import DuplicateFlag, DuplicateStatus, detect_duplicates
 from casework.models import Case
 from casework.services import open_case, update_case
+from casework.supervision import erase_case
 from casework.timeline import timeline_for
 from core.audit import AuditEntry
 from core.models import AgencyType, Role
@@ -172,7 +173,7 @@ def test_a_case_without_a_flag_has_no_notice(app, db, world):
     case = open_case(world["alice"], PERSON)
     db.session.commit()
     page = client_for(app, world["alice"]).get(f"/cases/{case.id}").get_data(as_text=True)
-    assert "Possible duplicate" not in page
+    assert "Possible duplicate — contact the national coordinator." not in page
 
 
 # The coordinator's queue -----------------------------------------------------------------------
@@ -281,3 +282,37 @@ def test_an_unknown_flag_is_not_found(app, world):
     client = client_for(app, world["coordinator"])
     assert client.get("/duplicates/999/compare").status_code == 404
     assert client.get("/duplicates/?after=999").status_code == 404
+
+
+# Erasure ---------------------------------------------------------------------------------------
+
+
+def test_erasing_a_case_drops_its_open_flags(app, db, world, pair):
+    [flag] = flags(db)
+    matched = sorted(flag.matched_names)
+    erase_case(db.session.get(Case, pair["police"].id), world["admin"])
+    db.session.commit()
+
+    assert flags(db) == []
+    [entry] = audit_entries(db, "duplicate.dropped")
+    assert entry.object_id == str(flag.id)
+    assert entry.user_id == world["admin"].id
+    assert entry.field_name_list == matched
+    # The other case's owner is no longer told about a duplicate nobody can compare.
+    page = client_for(app, world["alice"]).get(f"/cases/{pair['ngo'].id}").get_data(as_text=True)
+    assert "Possible duplicate — contact the national coordinator." not in page
+    queue = client_for(app, world["coordinator"]).get("/duplicates/").get_data(as_text=True)
+    assert pair["ngo"].reference not in queue
+
+
+def test_erasing_a_case_keeps_its_resolved_flags(app, db, world, pair):
+    client = client_for(app, world["coordinator"])
+    [flag] = flags(db)
+    client.post_form(f"/duplicates/{flag.id}/compare", {"reason": "Weekly duplicate review"})
+    client.post_form(f"/duplicates/{flag.id}/resolve", {"decision": "same_person"})
+    erase_case(db.session.get(Case, pair["police"].id), world["admin"])
+    db.session.commit()
+
+    [flag] = flags(db)
+    assert flag.status == DuplicateStatus.SAME_PERSON
+    assert audit_entries(db, "duplicate.dropped") == []

@@ -29,7 +29,13 @@ TRANSLATED = ("az", "ru")
 LANGUAGES = ("en", "az", "ru")
 # The keywords and ignored directories `make messages` passes to pybabel extract. Babel's
 # default would also skip every directory starting with "_", such as templates/_macros.
-KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None, "lazy_ngettext": (1, 2)}
+KEYWORDS = {
+    **DEFAULT_KEYWORDS,
+    "_l": None,
+    "lazy_gettext": None,
+    "lazy_ngettext": (1, 2),
+    "lazy_pgettext": ((1, "c"), 2),
+}
 IGNORE_DIRS = (".*", "__pycache__")
 NPLURALS = {"az": 2, "ru": 3, "en": 2}
 # %(name)s, %(count)d, %s, %%: the printf-style placeholders of python-format strings.
