@@ -19,7 +19,8 @@ class ConfigurationError(RuntimeError):
 DEFAULTS: dict[str, object] = {
     "HAVEN_ENV": "development",
     "SQLALCHEMY_DATABASE_URI": None,  # filled in from the instance folder
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # hide_parameters: database errors in logs never carry the values of the failed statement.
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
     # Attachments may be 20 MB; multipart overhead and other fields need a little more.
     "MAX_CONTENT_LENGTH": 21 * 1024 * 1024,
     "MAX_FORM_MEMORY_SIZE": 2 * 1024 * 1024,

@@ -180,3 +180,20 @@ def test_wtforms_own_messages_are_translated_into_azerbaijani(app):
     assert form.errors["name"] == [required]
     assert form.errors["count"] == [not_integer]
     assert not_integer != "Not a valid integer value."
+
+
+def test_database_errors_do_not_carry_the_values_of_the_statement(db):
+    from sqlalchemy.exc import IntegrityError
+
+    from core.models import Agency
+
+    db.session.add(Agency(name="Sirr Agency Name", type="ngo"))
+    db.session.add(Agency(name="Sirr Agency Name", type="ngo"))
+    with pytest.raises(IntegrityError) as error:
+        db.session.flush()
+    db.session.rollback()
+    # The bound values are left out; PostgreSQL's own DETAIL may still name the clashing key,
+    # which is why no personal field carries a unique constraint.
+    message = str(error.value)
+    assert "[SQL parameters hidden due to hide_parameters=True]" in message
+    assert "[parameters:" not in message
