@@ -25,8 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.crypto import DataKey, EncryptedField
-from core.db import UTCDateTime, db, enum_check, enum_string, new_uuid, utcnow
+from casework.models import CaseRecord
+from core.crypto import EncryptedField
+from core.db import UTCDateTime, db, enum_check, enum_string, utcnow
 
 if TYPE_CHECKING:
     from casework.models import Case
@@ -212,28 +213,6 @@ _LABELS.update(
 )
 
 
-class _CaseFileRecord:
-    """Mixin: a record of one case, encrypted under the case's data key.
-
-    The id is a UUID set in ``__init__`` before any encrypted field is assigned: the row id
-    is bound into every ciphertext.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        encrypted = {name: kwargs.pop(name) for name in list(kwargs) if name in self._secret()}
-        super().__init__(id=kwargs.pop("id", None) or new_uuid(), **kwargs)  # type: ignore[call-arg]
-        for name, value in encrypted.items():
-            setattr(self, name, value)
-
-    @classmethod
-    def _secret(cls) -> set[str]:
-        return {name for name, value in vars(cls).items() if isinstance(value, EncryptedField)}
-
-    def encryption_key(self) -> DataKey:
-        """Return the data key of the case this record belongs to."""
-        return self.case.data_key  # type: ignore[attr-defined]
-
-
 def _case_fk() -> Any:
     return mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
 
@@ -268,7 +247,7 @@ class IndicatorDefinition(db.Model):
         return IndicatorCategory(self.category).label
 
 
-class IndicatorAnswer(_CaseFileRecord, db.Model):
+class IndicatorAnswer(CaseRecord, db.Model):
     """A case's answer to one indicator, with an optional encrypted note."""
 
     __tablename__ = "indicator_answers"
@@ -293,7 +272,7 @@ class IndicatorAnswer(_CaseFileRecord, db.Model):
 RISK_FIELDS = ("retaliation", "retrafficking", "health_emergency", "self_harm")
 
 
-class RiskAssessment(_CaseFileRecord, db.Model):
+class RiskAssessment(CaseRecord, db.Model):
     """A dated risk assessment: four coded levels, encrypted notes and safety plan."""
 
     __tablename__ = "risk_assessments"
@@ -321,7 +300,7 @@ class RiskAssessment(_CaseFileRecord, db.Model):
         return {name: RiskLevel(getattr(self, f"{name}_risk")) for name in RISK_FIELDS}
 
 
-class NeedsAssessment(_CaseFileRecord, db.Model):
+class NeedsAssessment(CaseRecord, db.Model):
     """A dated needs assessment: coded needs (comma-separated, in clear) and encrypted notes."""
 
     __tablename__ = "needs_assessments"
@@ -350,7 +329,7 @@ class NeedsAssessment(_CaseFileRecord, db.Model):
 # Consent -----------------------------------------------------------------------------------
 
 
-class ConsentRecord(_CaseFileRecord, db.Model):
+class ConsentRecord(CaseRecord, db.Model):
     """One consent decision for one purpose; later decisions supersede, never overwrite.
 
     The history of a purpose (and, for referrals, of one named agency) is a chain: each new
@@ -421,7 +400,7 @@ class ConsentRecord(_CaseFileRecord, db.Model):
 # Services ----------------------------------------------------------------------------------
 
 
-class ServiceRecord(_CaseFileRecord, db.Model):
+class ServiceRecord(CaseRecord, db.Model):
     """A service delivered to the person: type, provider, dates, outcome (note encrypted)."""
 
     __tablename__ = "service_records"
@@ -457,7 +436,7 @@ class ServiceRecord(_CaseFileRecord, db.Model):
 # Notes -------------------------------------------------------------------------------------
 
 
-class CaseNote(_CaseFileRecord, db.Model):
+class CaseNote(CaseRecord, db.Model):
     """A caseworker's note; the body is encrypted."""
 
     __tablename__ = "case_notes"
@@ -476,7 +455,7 @@ class CaseNote(_CaseFileRecord, db.Model):
 # Attachments -------------------------------------------------------------------------------
 
 
-class Attachment(_CaseFileRecord, db.Model):
+class Attachment(CaseRecord, db.Model):
     """A file of the case, stored encrypted in the database (name and content).
 
     ``number`` counts the case's attachments from 1; downloads are named after the case

@@ -27,6 +27,7 @@ from core.crypto import (
     configured_index_bits,
     destroy_data_key,
     document_number_index,
+    encrypted_fields,
     forget_plaintext,
     name_birth_year_index,
     new_data_key,
@@ -349,6 +350,30 @@ class Case(db.Model):
 
     def __repr__(self) -> str:
         return f"<Case {self.reference}>"
+
+
+class CaseRecord:
+    """Mixin for a row that belongs to one case and is encrypted under the case's data key.
+
+    The row id (a UUID, for models with an ``id`` key) is set first and the encrypted fields
+    last, after the case: the row id is bound into every ciphertext and the case supplies
+    the key.
+    """
+
+    case: Mapped[Case]
+
+    def __init__(self, **kwargs: Any) -> None:
+        fields = encrypted_fields(type(self))
+        encrypted = {name: kwargs.pop(name) for name in list(kwargs) if name in fields}
+        if "id" in type(self).__mapper__.columns:
+            kwargs["id"] = kwargs.get("id") or new_uuid()
+        super().__init__(**kwargs)
+        for name, value in encrypted.items():
+            setattr(self, name, value)
+
+    def encryption_key(self) -> DataKey:
+        """Return the data key of the case this row belongs to."""
+        return self.case.data_key
 
 
 class CaseBlindIndex(db.Model):

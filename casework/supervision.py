@@ -28,10 +28,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casework import reference
 from casework.duplicates import close_flags_of_erased_case
-from casework.models import Case, CaseStatus
+from casework.models import Case, CaseRecord, CaseStatus
 from casework.timeline import add_timeline_event, register_timeline_kind
 from core import audit
-from core.crypto import DataKey, EncryptedField, forget_plaintext
+from core.crypto import EncryptedField, forget_plaintext
 from core.db import UTCDateTime, db, enum_check, enum_string, new_uuid, utcnow
 from core.models import Agency, Role, User
 
@@ -123,21 +123,12 @@ REQUEST_STATUS_LABELS = {
 }
 
 
-class _CaseChild:
-    """Mixin for rows encrypted under their case's data key."""
-
-    case: Mapped[Case]
-
-    def encryption_key(self) -> DataKey:
-        return self.case.data_key
-
-
 def _decided_check(name: str) -> CheckConstraint:
     # A request is decided exactly when it left the "requested" state.
     return CheckConstraint("(status = 'requested') = (decided_at IS NULL)", name=name)
 
 
-class ClosureRequest(_CaseChild, db.Model):
+class ClosureRequest(CaseRecord, db.Model):
     """A caseworker's request to close a case, approved or rejected by a supervisor."""
 
     __tablename__ = "case_closure_requests"
@@ -164,9 +155,6 @@ class ClosureRequest(_CaseChild, db.Model):
     requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(id=kwargs.pop("id", None) or new_uuid(), **kwargs)
-
     @property
     def reason_label(self) -> str:
         return dict(closure_reason_choices()).get(self.reason_code, self.reason_code)
@@ -176,7 +164,7 @@ class ClosureRequest(_CaseChild, db.Model):
         return RequestStatus(self.status)
 
 
-class TransferRequest(_CaseChild, db.Model):
+class TransferRequest(CaseRecord, db.Model):
     """A request to move a case to another agency.
 
     A supervisor's approval is the sending side's half; the referral issue completes the
@@ -209,15 +197,12 @@ class TransferRequest(_CaseChild, db.Model):
     requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(id=kwargs.pop("id", None) or new_uuid(), **kwargs)
-
     @property
     def status_enum(self) -> RequestStatus:
         return RequestStatus(self.status)
 
 
-class CaseRestriction(_CaseChild, db.Model):
+class CaseRestriction(CaseRecord, db.Model):
     """Marks a case restricted: only its assigned user reads it, others break the glass.
 
     Kept beside the case rather than as a column on it: the access policy checks it in
@@ -237,7 +222,7 @@ class CaseRestriction(_CaseChild, db.Model):
     restricted_by: Mapped[User] = relationship()
 
 
-class BreakGlassGrant(_CaseChild, db.Model):
+class BreakGlassGrant(CaseRecord, db.Model):
     """A supervisor's time-limited read of a restricted case, opened with a written reason."""
 
     __tablename__ = "case_break_glass_grants"
@@ -255,9 +240,6 @@ class BreakGlassGrant(_CaseChild, db.Model):
     case: Mapped[Case] = relationship()
     user: Mapped[User] = relationship()
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(id=kwargs.pop("id", None) or new_uuid(), **kwargs)
-
 
 class ErasureStatus(enum.StrEnum):
     REQUESTED = "requested"
@@ -265,7 +247,7 @@ class ErasureStatus(enum.StrEnum):
     REJECTED = "rejected"
 
 
-class ErasureRequest(_CaseChild, db.Model):
+class ErasureRequest(CaseRecord, db.Model):
     """A supervisor's request to crypto-shred a case, confirmed or rejected by an admin.
 
     The reason is a code (``ERASURE_REASONS``) kept in clear, because the optional note is
@@ -294,9 +276,6 @@ class ErasureRequest(_CaseChild, db.Model):
     case: Mapped[Case] = relationship()
     requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(id=kwargs.pop("id", None) or new_uuid(), **kwargs)
 
     @property
     def reason_label(self) -> str:

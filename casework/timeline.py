@@ -15,7 +15,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.crypto import DataKey, EncryptedField
+from casework.models import CaseRecord
+from core.crypto import EncryptedField
 from core.db import UTCDateTime, db, new_uuid, utcnow
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def register_timeline_kind(kind: str, label: Any) -> None:
     TIMELINE_KINDS[kind] = label
 
 
-class TimelineEvent(db.Model):
+class TimelineEvent(CaseRecord, db.Model):
     __tablename__ = "case_events"
     __table_args__ = (Index("ix_case_events_case_time", "case_id", "occurred_at", "id"),)
 
@@ -54,14 +55,6 @@ class TimelineEvent(db.Model):
 
     case: Mapped[Case] = relationship()
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_user_id])
-
-    def __init__(self, **kwargs: Any) -> None:
-        # The id is bound into the summary's ciphertext, so it exists before the summary.
-        case = kwargs.pop("case")
-        super().__init__(id=kwargs.pop("id", None) or new_uuid(), case=case, **kwargs)
-
-    def encryption_key(self) -> DataKey:
-        return self.case.data_key
 
     @property
     def label(self) -> str:
