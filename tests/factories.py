@@ -79,3 +79,10 @@ def login_as(client, user: User) -> None:
         cookie_session.clear()
         cookie_session[SESSION_KEY] = token
         cookie_session["language"] = user.language
+
+
+def client_for(app, user):
+    """Return a new test client signed in as the user."""
+    client = app.test_client()
+    login_as(client, user)
+    return client

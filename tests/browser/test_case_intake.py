@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-import pyotp
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from casework.reference import seed_reference_lists
 from core.models import AgencyType, Role
-from tests.factories import DEFAULT_PASSWORD, make_agency, make_user
+from tests.browser.pages import sign_in
+from tests.factories import make_agency, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -24,15 +24,6 @@ def people(db):
     db.session.commit()
     return {"alice": alice, "bob": bob}
 
-
-def sign_in(page: Page, live_server: str, user) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("E-mail").fill(user.email)
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Code from your authenticator").fill(pyotp.TOTP(user.totp_secret).now())
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
 
 
 def test_intake_view_edit_and_conflict(browser: Browser, live_server, people):

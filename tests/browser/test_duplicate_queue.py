@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
-import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
@@ -13,7 +11,8 @@ from sqlalchemy import select
 from casework.duplicates import DuplicateFlag, DuplicateStatus
 from casework.services import open_case
 from core.models import AgencyType, Role
-from tests.factories import DEFAULT_PASSWORD, make_agency, make_user
+from tests.browser.pages import sign_in
+from tests.factories import make_agency, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -43,15 +42,6 @@ def two_agencies_one_person(db):
         "police_case": (police_case.id, police_case.reference),
     }
 
-
-def sign_in(page: Page, live_server: str, user) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("E-mail").fill(user.email)
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Code from your authenticator").fill(pyotp.TOTP(user.totp_secret).now())
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("heading", name=re.compile("Welcome"))).to_be_visible()
 
 
 def test_the_owner_sees_only_a_notice(page: Page, live_server, two_agencies_one_person):

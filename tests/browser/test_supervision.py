@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from datetime import date
 
-import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from casework.reference import seed_reference_lists
 from casework.services import open_case
 from core.models import AgencyType, Role
-from tests.factories import DEFAULT_PASSWORD, make_agency, make_user
+from tests.browser.pages import sign_in
+from tests.factories import make_agency, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -46,15 +46,6 @@ def team(db):
         "reference": case.reference,
     }
 
-
-def sign_in(page: Page, live_server: str, user) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("E-mail").fill(user.email)
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Code from your authenticator").fill(pyotp.TOTP(user.totp_secret).now())
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
 
 
 def signed_in(browser: Browser, live_server: str, user) -> Page:

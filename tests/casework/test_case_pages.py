@@ -18,7 +18,7 @@ from casework.reference import seed_reference_lists
 from casework.services import PERSON_FIELDS, EditConflict, open_case, update_case
 from core.audit import AuditEntry
 from core.models import AgencyType, Role, User
-from tests.factories import login_as, make_agency, make_user
+from tests.factories import client_for, make_agency, make_user
 
 UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 VERSION_PATTERN = re.compile(
@@ -64,11 +64,6 @@ def world(db):
     db.session.commit()
     return {"case_id": case.id, "reference": case.reference, **people}
 
-
-def client_for(app, user):
-    client = app.test_client()
-    login_as(client, user)
-    return client
 
 
 def version_in(page: str) -> str:

@@ -29,7 +29,7 @@ from casework.services import open_case
 from casework.timeline import TimelineEvent
 from core.audit import AuditEntry
 from core.models import AgencyType, Role
-from tests.factories import login_as, make_agency, make_user
+from tests.factories import client_for, make_agency, make_user
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
@@ -67,11 +67,6 @@ def build_world(app, db) -> dict:
         **people,
     }
 
-
-def client_for(app, user):
-    client = app.test_client()
-    login_as(client, user)
-    return client
 
 
 def saved_case(db, case_id: str) -> Case:

@@ -14,7 +14,7 @@ from casework.supervision import erase_case
 from casework.timeline import timeline_for
 from core.audit import AuditEntry
 from core.models import AgencyType, Role
-from tests.factories import login_as, make_agency, make_user
+from tests.factories import client_for, make_agency, make_user
 
 PERSON = {
     "given_name": "Leyla",
@@ -61,11 +61,6 @@ def pair(db, world):
     db.session.commit()
     return {"ngo": ngo_case, "police": police_case}
 
-
-def client_for(app, user):
-    client = app.test_client()
-    login_as(client, user)
-    return client
 
 
 def flags(db) -> list[DuplicateFlag]:

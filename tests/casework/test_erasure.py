@@ -18,7 +18,7 @@ from core.crypto import DataKey, KeyDestroyed, encrypted_fields
 from core.db import db as database
 from core.db import utcnow
 from core.models import AgencyType, Role
-from tests.factories import login_as, make_agency, make_user
+from tests.factories import client_for, make_agency, make_user
 
 PERSON = {
     "given_name": "Nərgiz",
@@ -41,11 +41,6 @@ def world(db):
     db.session.commit()
     return {"case": case, "case_id": case.id, "north": north, **people}
 
-
-def client_for(app, user):
-    client = app.test_client()
-    login_as(client, user)
-    return client
 
 
 def rows_of_case(case_id: str) -> list:

@@ -14,7 +14,7 @@ from casework.reference import seed_reference_lists
 from casework.services import PERSON_FIELDS, open_case
 from casework.timeline import TimelineEvent
 from core.models import AgencyType, Role
-from tests.factories import login_as, make_agency, make_user
+from tests.factories import client_for, login_as, make_agency, make_user
 
 VERSION_PATTERN = re.compile(r'name="version"[^>]*value="([0-9]+)"')
 
@@ -65,11 +65,6 @@ def world(db):
     db.session.commit()
     return people
 
-
-def client_for(app, user):
-    client = app.test_client()
-    login_as(client, user)
-    return client
 
 
 def only_case(db) -> Case:

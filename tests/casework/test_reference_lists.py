@@ -15,7 +15,7 @@ from casework.reference import (
 from casework.services import open_case
 from core.audit import AuditEntry
 from core.models import AgencyType, Role
-from tests.factories import login_as, make_agency, make_user
+from tests.factories import client_for, make_agency, make_user
 
 
 @pytest.fixture
@@ -39,11 +39,6 @@ def world(db):
     db.session.commit()
     return people
 
-
-def client_for(application, user):
-    client = application.test_client()
-    login_as(client, user)
-    return client
 
 
 def item(db, list_name: str, code: str) -> ReferenceItem:

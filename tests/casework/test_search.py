@@ -16,7 +16,7 @@ from casework.search import CaseCriteria, CaseSort, case_page, search_cases
 from casework.services import open_case
 from core.audit import AuditEntry
 from core.models import AgencyType, Role
-from tests.factories import login_as, make_agency, make_user
+from tests.factories import client_for, make_agency, make_user
 
 REFERENCE = re.compile(r"HVN-\d{4}-\d{6}")
 
@@ -35,11 +35,6 @@ def world(db):
     db.session.commit()
     return people
 
-
-def client_for(app, user):
-    client = app.test_client()
-    login_as(client, user)
-    return client
 
 
 def open_as(db, user, **data) -> Case:

@@ -24,7 +24,7 @@ from core import policy
 from core.audit import AuditEntry
 from core.db import utcnow
 from core.models import AgencyType, Role
-from tests.factories import login_as, make_agency, make_user
+from tests.factories import client_for, make_agency, make_user
 
 PERSON = {"given_name": "Nərgiz", "family_name": "Quliyeva", "phone": "+994 50 321 77 18"}
 REASON = "Relative of a staff member; keep the file closed."
@@ -52,11 +52,6 @@ def world(db):
     db.session.commit()
     return {"case": case, "case_id": case.id, "north": north, "south": south, **people}
 
-
-def client_for(app, user):
-    client = app.test_client()
-    login_as(client, user)
-    return client
 
 
 def reload(db, model, object_id):
