@@ -218,14 +218,15 @@ def _insert_with_reference(case: Case) -> None:
                 db.session.add(case)
                 db.session.flush()
         except IntegrityError as error:
-            if not _is_reference_clash(error):
+            if not is_reference_clash(error):
                 raise
             continue
         return
     raise ReferenceExhausted("could not allocate a case reference: too many concurrent inserts")
 
 
-def _is_reference_clash(error: IntegrityError) -> bool:
+def is_reference_clash(error: IntegrityError) -> bool:
+    """Return whether an insert failed because another case took the same reference."""
     message = str(error.orig).lower()
     return "reference" in message and ("unique" in message or "duplicate" in message)
 

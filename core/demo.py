@@ -363,8 +363,10 @@ class _BulkCaseWriter:
                     db.session.commit()
                 except IntegrityError as error:
                     db.session.rollback()
+                    from casework.services import is_reference_clash
+
                     # Someone opened a case meanwhile and took a reference: allocate again.
-                    if "reference" not in str(error.orig).lower():
+                    if not is_reference_clash(error):
                         raise
                     continue
                 return len(rows["cases"])
