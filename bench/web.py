@@ -281,7 +281,7 @@ class Fixture:
 def prepare(app, cases: int, audit_entries: int, *, fill: bool = True) -> Fixture:
     """Fill the database (unless reused) and return a signed-in caseworker's cookie and a case
     to view."""
-    import casework.all_models  # noqa: F401
+    import referrals.all_models  # noqa: F401
 
     if fill:
         _fill(app, cases, audit_entries)
@@ -307,7 +307,7 @@ def prepare(app, cases: int, audit_entries: int, *, fill: bool = True) -> Fixtur
 
 
 def _fill(app, cases: int, audit_entries: int) -> None:
-    import casework.all_models  # noqa: F401
+    import referrals.all_models  # noqa: F401
     from core.db import db
 
     elapsed = generate(app, cases, batch_size=1000)
@@ -470,6 +470,9 @@ def run(database_url: str, args, *, work: Path | None = None, fill: bool = True)
             return result
 
         endpoints = {
+            # No case data and no audit entry: what any signed-in page costs (session row,
+            # login gate, navigation, base template). The case pages cannot beat it.
+            "start": (haven.url + "/", "", 'class="main-nav'),
             "list": (haven.url + "/cases/", "", "HVN-"),
             "view": (haven.url + f"/cases/{fixture.case_id}", "", fixture.case_reference),
         }
@@ -503,6 +506,12 @@ def report(results: dict[str, Result], memory: list[float], *, searched: bool) -
     for name in ("hello (before)", "hello (after)"):
         result = results[name]
         print(f"{name:<22} {result.requests_per_second:8.0f} {'':>7} {'':>8} {result.p95_ms:8.1f}")
+    if "start" in results:
+        start = results["start"]
+        print(
+            f"{'signed-in start page':<22} {start.requests_per_second:8.0f}"
+            f" {start.requests_per_second / hello_rps:7.3f} {'(floor)':>8} {start.p95_ms:8.1f}"
+        )
     for key, target in TARGETS.items():
         if key not in results:
             print(f"{target.title:<22} {'not measured: no blind-index search route yet':>40}")
