@@ -127,6 +127,9 @@ class ServiceType(_Labelled):
     EDUCATION = "education"
     FINANCIAL = "financial"
     CHILD_PROTECTION = "child_protection"
+    LAW_ENFORCEMENT_INTERVIEW = "law_enforcement_interview"
+    # Asked of the national coordinator only: the formal identification (status) decision.
+    STATUS_DECISION = "status_decision"
     OTHER = "other"
 
 
@@ -200,6 +203,8 @@ _LABELS.update(
             ServiceType.EDUCATION: _l("Education"),
             ServiceType.FINANCIAL: _l("Financial assistance"),
             ServiceType.CHILD_PROTECTION: _l("Child protection"),
+            ServiceType.LAW_ENFORCEMENT_INTERVIEW: _l("Law-enforcement interview"),
+            ServiceType.STATUS_DECISION: _l("Formal status decision (NRM)"),
             ServiceType.OTHER: _l("Other"),
         },
         ServiceOutcome: {
@@ -419,10 +424,17 @@ class ServiceRecord(CaseRecord, db.Model):
     outcome: Mapped[str | None] = mapped_column(enum_string(ServiceOutcome))
     recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Optimistic locking: an edit made on an older version is refused, not saved over.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    edited_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     outcome_note = EncryptedField()
 
     case: Mapped[Case] = relationship()
     provider: Mapped[Agency] = relationship()
+    edited_by: Mapped[User | None] = relationship(foreign_keys=[edited_by_user_id])
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def service_type_label(self) -> str:
@@ -446,10 +458,21 @@ class CaseNote(CaseRecord, db.Model):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Optimistic locking, and the "edited" marker: a note is corrected, never deleted.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    edited_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     body = EncryptedField()
 
     case: Mapped[Case] = relationship()
-    author: Mapped[User | None] = relationship()
+    author: Mapped[User | None] = relationship(foreign_keys=[author_user_id])
+    edited_by: Mapped[User | None] = relationship(foreign_keys=[edited_by_user_id])
+
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def is_edited(self) -> bool:
+        return self.edited_at is not None
 
 
 # Attachments -------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
 from wtforms import (
     DateField,
+    HiddenField,
+    IntegerField,
     RadioField,
     SelectField,
     SelectMultipleField,
@@ -16,7 +18,15 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from casework.casefile import (
@@ -25,6 +35,7 @@ from casework.casefile import (
     ConsentMethod,
     ConsentPurpose,
     ConsentStatus,
+    IndicatorCategory,
     IndicatorDefinition,
     Need,
     RiskLevel,
@@ -120,6 +131,55 @@ def indicators_form(definitions: list[IndicatorDefinition], answers: dict, **kwa
         data[f"answer_{code}"] = saved.answer
         data[f"note_{code}"] = saved.note
     return Form(data=data, **kwargs)
+
+
+class IndicatorForm(HavenForm):
+    """An indicator of the checklist as the administrator edits it: category, labels, place."""
+
+    category = SelectField(
+        _l("Category"),
+        choices=choices_of(IndicatorCategory),
+        validators=[InputRequired(message=_REQUIRED)],
+    )
+    label_en = StringField(
+        _l("Label in English"),
+        filters=[_strip],
+        validators=[
+            DataRequired(message=_l("Please enter the English label.")),
+            Length(max=300, message=_MAX),
+        ],
+    )
+    label_az = StringField(
+        _l("Label in Azerbaijani"), filters=[_strip], validators=[Length(max=300, message=_MAX)]
+    )
+    label_ru = StringField(
+        _l("Label in Russian"), filters=[_strip], validators=[Length(max=300, message=_MAX)]
+    )
+    position = IntegerField(
+        _l("Position"),
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=10000)],
+        description=_l("Lower numbers come first within the category."),
+    )
+
+    def labels(self) -> dict[str, str]:
+        return {language: self[f"label_{language}"].data or "" for language in ("en", "az", "ru")}
+
+
+class IndicatorCreateForm(IndicatorForm):
+    """A new indicator: its code as well (never changed afterwards, answers refer to it)."""
+
+    code = StringField(
+        _l("Code"),
+        filters=[_strip],
+        validators=[
+            DataRequired(message=_l("Please enter a code.")),
+            Regexp(
+                r"^[a-z0-9_]{1,40}$",
+                message=_l("Lower-case letters, digits and _ only, at most 40 characters."),
+            ),
+        ],
+    )
 
 
 # Assessments -------------------------------------------------------------------------------
@@ -312,6 +372,34 @@ class CaseNoteForm(HavenForm):
             Length(max=20000, message=_MAX),
         ],
     )
+
+
+def _check_version(form, field) -> None:
+    if not (field.data or "").isascii() or not (field.data or "").isdigit():
+        raise ValidationError(_l("The form is out of date. Please reload the page."))
+
+
+class ServiceRecordEditForm(ServiceRecordForm):
+    """A service record's fields, with the version the user started from."""
+
+    version = HiddenField(validators=[DataRequired(), _check_version])
+
+    def values(self) -> dict[str, object]:
+        """Return the typed values under the service record's field names."""
+        return {
+            "service_type": self.service_type.data,
+            "provider_agency_id": int(self.provider.data),
+            "started_on": self.started_on.data,
+            "ended_on": self.ended_on.data,
+            "outcome": self.outcome.data or None,
+            "outcome_note": self.outcome_note.data or None,
+        }
+
+
+class CaseNoteEditForm(CaseNoteForm):
+    """A note's corrected text, with the version the user started from."""
+
+    version = HiddenField(validators=[DataRequired(), _check_version])
 
 
 class AttachmentForm(HavenForm):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.exc import StaleDataError
 
 from casework.casefile import (
     RISK_FIELDS,
@@ -29,6 +30,7 @@ from casework.casefile import (
     ConsentRecord,
     ConsentStatus,
     IndicatorAnswer,
+    IndicatorCategory,
     IndicatorDefinition,
     NeedsAssessment,
     RiskAssessment,
@@ -37,6 +39,7 @@ from casework.casefile import (
     ServiceRecord,
     ServiceType,
 )
+from casework.services import EditConflict
 from casework.timeline import add_timeline_event, register_timeline_kind
 from core import audit
 from core.db import db, utcnow
@@ -53,7 +56,9 @@ register_timeline_kind("needs_assessment.added", _l("Needs assessment added"))
 register_timeline_kind("consent.recorded", _l("Consent recorded"))
 register_timeline_kind("consent.withdrawn", _l("Consent withdrawn"))
 register_timeline_kind("service.added", _l("Service recorded"))
+register_timeline_kind("service.updated", _l("Service changed"))
 register_timeline_kind("note.added", _l("Note added"))
+register_timeline_kind("note.edited", _l("Note edited"))
 register_timeline_kind("attachment.added", _l("Attachment uploaded"))
 
 
@@ -249,6 +254,109 @@ def active_indicators() -> list[IndicatorDefinition]:
     return sorted(rows, key=lambda row: (CATEGORY_ORDER.get(row.category, 9), row.position))
 
 
+def checklist_for(case: Case) -> list[IndicatorDefinition]:
+    """Return the case's checklist: the active indicators, plus retired ones it answered.
+
+    A retired indicator is no longer asked, but a case that answered it keeps showing it.
+    """
+    answered = select(IndicatorAnswer.indicator_code).where(IndicatorAnswer.case_id == case.id)
+    rows = db.session.scalars(
+        select(IndicatorDefinition).where(
+            IndicatorDefinition.active.is_(True) | IndicatorDefinition.code.in_(answered)
+        )
+    )
+    return sorted(rows, key=lambda row: (CATEGORY_ORDER.get(row.category, 9), row.position))
+
+
+def all_indicators() -> list[IndicatorDefinition]:
+    """Return every indicator, retired ones included, in checklist order (admin page)."""
+    rows = db.session.scalars(select(IndicatorDefinition))
+    return sorted(rows, key=lambda row: (CATEGORY_ORDER.get(row.category, 9), row.position))
+
+
+class IndicatorError(ValueError):
+    """An indicator change that cannot be made; the message is a lazy translation."""
+
+
+def add_indicator(
+    code: str, category: str, labels: Mapping[str, str], position: int, *, actor: User
+) -> IndicatorDefinition:
+    """Add an indicator to the checklist (asked from now on), audited.
+
+    :raises IndicatorError: when the code is taken.
+    """
+    taken = db.session.scalar(
+        select(IndicatorDefinition.id).where(IndicatorDefinition.code == code)
+    )
+    if taken is not None:
+        raise IndicatorError(_l("The checklist already has an indicator with this code."))
+    indicator = IndicatorDefinition(
+        code=code,
+        category=IndicatorCategory(category).value,
+        position=position,
+        active=True,
+        **{f"label_{language}": labels.get(language) or "" for language in ("en", "az", "ru")},
+    )
+    db.session.add(indicator)
+    db.session.flush()
+    audit.record(
+        "indicator.added",
+        object_type="indicator",
+        object_id=indicator.id,
+        field_names=["code", "category", "position", "label_en", "label_az", "label_ru"],
+        user=actor,
+    )
+    return indicator
+
+
+def update_indicator(
+    indicator: IndicatorDefinition,
+    category: str,
+    labels: Mapping[str, str],
+    position: int,
+    *,
+    actor: User,
+) -> list[str]:
+    """Change an indicator's labels, category and position; return the changed names.
+
+    The code never changes: answers on cases refer to it.
+    """
+    wanted = {
+        "category": IndicatorCategory(category).value,
+        "position": position,
+        **{f"label_{language}": labels.get(language) or "" for language in ("en", "az", "ru")},
+    }
+    changed = [name for name, value in wanted.items() if getattr(indicator, name) != value]
+    if not changed:
+        return changed
+    for name in changed:
+        setattr(indicator, name, wanted[name])
+    db.session.flush()
+    audit.record(
+        "indicator.updated",
+        object_type="indicator",
+        object_id=indicator.id,
+        field_names=changed,
+        user=actor,
+    )
+    return changed
+
+
+def set_indicator_active(indicator: IndicatorDefinition, active: bool, *, actor: User) -> None:
+    """Retire or restore an indicator; never delete it (cases' answers refer to it)."""
+    if indicator.active == active:
+        return
+    indicator.active = active
+    db.session.flush()
+    audit.record(
+        "indicator.reactivated" if active else "indicator.deactivated",
+        object_type="indicator",
+        object_id=indicator.id,
+        field_names=["active"],
+        user=actor,
+    )
+
+
 def indicator_answers(case: Case) -> dict[str, IndicatorAnswer]:
     """Return the case's answers by indicator code."""
     rows = db.session.scalars(select(IndicatorAnswer).where(IndicatorAnswer.case_id == case.id))
@@ -262,7 +370,7 @@ def record_indicator_answers(
 
     :raises CaseFileError: for an indicator code that is not on the checklist.
     """
-    known = {row.code for row in active_indicators()}
+    known = {row.code for row in checklist_for(case)}
     unknown = set(answers) - known
     if unknown:
         raise CaseFileError(_l("Unknown indicator."))
@@ -502,11 +610,21 @@ def on_consent_withdrawn(
 ) -> None:
     """React to a withdrawn consent, in the same transaction as the withdrawal.
 
-    A no-op for now. Hook for the referral issue: cancel the open referrals of ``case``
-    that relied on this consent (for ``ConsentPurpose.REFERRAL``, those to ``agency_id``;
-    for ``LAW_ENFORCEMENT_SHARING``, those to law-enforcement agencies), writing their
-    transition rows and timeline events.
+    Calls the handlers later areas registered (referrals cancels the open referrals that
+    relied on the consent), so casework never imports them.
     """
+    for handler in CONSENT_WITHDRAWN_HANDLERS:
+        handler(case, purpose, agency_id=agency_id)
+
+
+# Called as handler(case, purpose, agency_id=...) when a consent is withdrawn.
+CONSENT_WITHDRAWN_HANDLERS: list[Callable[..., object]] = []
+
+
+def register_consent_withdrawn_handler(handler: Callable[..., object]) -> None:
+    """Have ``handler`` called, in the withdrawal's transaction, when a consent is withdrawn."""
+    if handler not in CONSENT_WITHDRAWN_HANDLERS:
+        CONSENT_WITHDRAWN_HANDLERS.append(handler)
 
 
 # Services ----------------------------------------------------------------------------------
@@ -550,7 +668,93 @@ def add_service_record(
     return record
 
 
+# Fields of a service record an edit may change, in form order.
+SERVICE_FIELDS = (
+    "service_type",
+    "provider_agency_id",
+    "started_on",
+    "ended_on",
+    "outcome",
+    "outcome_note",
+)
+
+
+def service_values(record: ServiceRecord) -> dict[str, object]:
+    """Return the editable fields of a service record (the note decrypted) by name."""
+    return {name: getattr(record, name) for name in SERVICE_FIELDS}
+
+
+def update_service_record(
+    user: User, record: ServiceRecord, values: Mapping[str, object], *, expected_version: int
+) -> list[str]:
+    """Change a service record unless it moved past the version the user edited.
+
+    Returns the names of the fields that changed; an unchanged form changes nothing.
+
+    :raises EditConflict: when the record is no longer at ``expected_version`` (checked here
+        and again by the database's versioned UPDATE).
+    :raises CaseFileError: when the service ends before it starts.
+    """
+    if record.version != expected_version:
+        raise EditConflict
+    started_on = values.get("started_on", record.started_on)
+    ended_on = values.get("ended_on", record.ended_on)
+    if ended_on is not None and started_on is not None and ended_on < started_on:
+        raise CaseFileError(_l("A service cannot end before it starts."))
+    wanted = dict(values)
+    if "service_type" in wanted:
+        wanted["service_type"] = ServiceType(wanted["service_type"]).value
+    if wanted.get("outcome"):
+        wanted["outcome"] = ServiceOutcome(wanted["outcome"]).value
+    changed = _apply(record, wanted)
+    if not changed:
+        return changed
+    record.edited_at = utcnow()
+    record.edited_by_user_id = user.id
+    _flush_versioned()
+    _record(user, record.case, "service_record", record.id, changed, "service.updated")
+    return changed
+
+
 # Notes -------------------------------------------------------------------------------------
+
+
+def edit_case_note(user: User, note: CaseNote, body: str, *, expected_version: int) -> bool:
+    """Correct a note's text, marking it edited; return whether anything changed.
+
+    The note keeps its author and time; the edit is stamped on it and on the timeline.
+
+    :raises EditConflict: when the note is no longer at ``expected_version``.
+    """
+    if note.version != expected_version:
+        raise EditConflict
+    if not _apply(note, {"body": body}):
+        return False
+    note.edited_at = utcnow()
+    note.edited_by_user_id = user.id
+    _flush_versioned()
+    _record(user, note.case, "case_note", note.id, ["body"], "note.edited")
+    return True
+
+
+def _apply(row: object, values: Mapping[str, object]) -> list[str]:
+    """Set the values that differ (blank text counts as none); return the changed names."""
+    changed = []
+    for name, value in values.items():
+        if isinstance(value, str):
+            value = value.strip() or None
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed.append(name)
+    return changed
+
+
+def _flush_versioned() -> None:
+    try:
+        db.session.flush()
+    except StaleDataError as error:
+        # Another transaction committed a new version between our read and our UPDATE.
+        raise EditConflict from error
 
 
 def add_case_note(user: User, case: Case, body: str) -> CaseNote:

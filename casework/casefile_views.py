@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 from wtforms.fields.choices import SelectChoice
 
 from casework import casefile_services as services
@@ -35,22 +36,28 @@ from casework.casefile import (
     ConsentStatus,
     NeedsAssessment,
     RiskAssessment,
+    ServiceOutcome,
     ServiceRecord,
+    ServiceType,
 )
 from casework.casefile_forms import (
     AttachmentForm,
+    CaseNoteEditForm,
     CaseNoteForm,
     ConsentForm,
     ConsentWithdrawForm,
     NeedsAssessmentForm,
     RiskAssessmentForm,
+    ServiceRecordEditForm,
     ServiceRecordForm,
     indicators_form,
 )
+from casework.services import EditConflict
 from casework.timeline import timeline_for
 from core import audit
 from core.db import db
-from core.policy import can_edit_case, case_or_404, visible_agencies
+from core.models import Agency
+from core.policy import can_edit_case, can_edit_case_note, case_or_404, visible_agencies
 from core.security import mark_sensitive
 
 bp = Blueprint("casefile", __name__, url_prefix="/cases/<uuid:case_id>")
@@ -81,6 +88,9 @@ def case_timeline(case):
 def _case(case_id: uuid.UUID, *, write: bool = False):
     """Load the case the user may see (404) and, for a change, may edit (403)."""
     case = case_or_404(current_user, case_id)
+    if case.is_erased:
+        # Nothing personal is left to show or change: the case page says why.
+        abort(redirect(url_for("casework.detail", case_id=case.id)))
     if write and not can_edit_case(current_user, case):
         abort(403)
     mark_sensitive()
@@ -97,10 +107,10 @@ def _audit_section(case, section: str) -> None:
     )
 
 
-def _render(case, section: str, status: int = 200, **context):
+def _render(case, section: str, status: int = 200, template: str | None = None, **context):
     _audit_section(case, section)
     page = render_template(
-        f"casework/file/{section}.html",
+        f"casework/file/{template or section}.html",
         case=case,
         section=section,
         is_minor=services.is_minor_case(case),
@@ -127,7 +137,7 @@ def _done(message: str, endpoint: str, case_id: uuid.UUID):
 @bp.route("/indicators", methods=["GET", "POST"])
 def indicators(case_id: uuid.UUID):
     case = _case(case_id, write=request.method == "POST")
-    definitions = services.active_indicators()
+    definitions = services.checklist_for(case)
     form = indicators_form(definitions, services.indicator_answers(case))
     if request.method == "POST":
         if form.validate():
@@ -297,6 +307,107 @@ def services_page(case_id: uuid.UUID):
     return _render(case, "services", status, form=form, records=records)
 
 
+def _child_or_404(model: type, case, object_id: uuid.UUID):
+    found = db.session.scalars(
+        select(model).where(model.case_id == case.id, model.id == str(object_id))
+    ).first()
+    if found is None:
+        abort(404)
+    return found
+
+
+# Service record field -> its label on the conflict page.
+SERVICE_LABELS = {
+    "service_type": _l("Service"),
+    "provider_agency_id": _l("Provided by"),
+    "started_on": _l("Started on"),
+    "ended_on": _l("Ended on"),
+    "outcome": _l("Outcome"),
+    "outcome_note": _l("Outcome note"),
+}
+
+
+def _service_shown(name: str, value) -> str | None:
+    """Return a service field's value as the page shows it (labels, names, ISO dates)."""
+    if value in (None, ""):
+        return None
+    if name == "service_type":
+        return ServiceType(value).label
+    if name == "outcome":
+        return ServiceOutcome(value).label
+    if name == "provider_agency_id":
+        agency = db.session.get(Agency, value)
+        return agency.name if agency is not None else str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+@bp.route("/services/<uuid:record_id>/edit", methods=["GET", "POST"])
+def edit_service(case_id: uuid.UUID, record_id: uuid.UUID):
+    case = _case(case_id, write=True)
+    record = _child_or_404(ServiceRecord, case, record_id)
+    if request.method == "GET":
+        saved = services.service_values(record)
+        form = ServiceRecordEditForm(
+            formdata=None,
+            data={
+                **saved,
+                "provider": str(record.provider_agency_id),
+                "outcome": record.outcome or "",
+                "version": str(record.version),
+            },
+        )
+    else:
+        form = ServiceRecordEditForm()
+    form.provider.choices = _agency_choices(_("Choose…"))
+    if request.method == "GET":
+        return _render(case, "services", template="service_edit", form=form, record=record)
+    if not form.validate():
+        return _render(case, "services", 400, template="service_edit", form=form, record=record)
+    try:
+        services.update_service_record(
+            current_user, record, form.values(), expected_version=int(form.version.data)
+        )
+        db.session.commit()
+    except services.CaseFileError as error:
+        db.session.rollback()
+        form.ended_on.errors = [*form.ended_on.errors, str(error)]
+        return _render(case, "services", 400, template="service_edit", form=form, record=record)
+    except (EditConflict, StaleDataError):
+        db.session.rollback()
+        return _service_conflict(case_id, record_id, form)
+    flash(_("Service saved."), "success")
+    return redirect(url_for("casefile.services", case_id=case_id))
+
+
+def _service_conflict(case_id: uuid.UUID, record_id: uuid.UUID, form: ServiceRecordEditForm):
+    """Show the saved service next to what the user typed; a re-submit saves over it."""
+    case = _case(case_id, write=True)
+    record = _child_or_404(ServiceRecord, case, record_id)
+    saved, typed = services.service_values(record), form.values()
+    conflicts = [
+        {
+            "label": SERVICE_LABELS[name],
+            "saved": _service_shown(name, saved[name]),
+            "typed": _service_shown(name, typed[name]),
+        }
+        for name in services.SERVICE_FIELDS
+        if _service_shown(name, saved[name]) != _service_shown(name, typed[name])
+    ]
+    # The form now carries the saved version: submitting it again knowingly replaces it.
+    form.version.data = str(record.version)
+    return _render(
+        case,
+        "services",
+        409,
+        template="service_edit",
+        form=form,
+        record=record,
+        conflicts=conflicts,
+    )
+
+
 # Notes -------------------------------------------------------------------------------------
 
 
@@ -313,7 +424,40 @@ def notes(case_id: uuid.UUID):
     rows = db.session.scalars(
         select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.created_at.desc())
     ).all()
-    return _render(case, "notes", status, form=form, notes=rows)
+    editable = {note.id for note in rows if can_edit_case_note(current_user, note)}
+    return _render(case, "notes", status, form=form, notes=rows, editable=editable)
+
+
+@bp.route("/notes/<uuid:note_id>/edit", methods=["GET", "POST"])
+def edit_note(case_id: uuid.UUID, note_id: uuid.UUID):
+    case = _case(case_id, write=True)
+    note = _child_or_404(CaseNote, case, note_id)
+    if not can_edit_case_note(current_user, note):
+        abort(403)
+    if request.method == "GET":
+        form = CaseNoteEditForm(
+            formdata=None, data={"body": note.body, "version": str(note.version)}
+        )
+        return _render(case, "notes", template="note_edit", form=form, note=note)
+    form = CaseNoteEditForm()
+    if not form.validate():
+        return _render(case, "notes", 400, template="note_edit", form=form, note=note)
+    try:
+        services.edit_case_note(
+            current_user, note, form.body.data, expected_version=int(form.version.data)
+        )
+        db.session.commit()
+    except (EditConflict, StaleDataError):
+        db.session.rollback()
+        case = _case(case_id, write=True)
+        note = _child_or_404(CaseNote, case, note_id)
+        conflicts = [{"label": _l("Note"), "saved": note.body, "typed": form.body.data}]
+        form.version.data = str(note.version)
+        return _render(
+            case, "notes", 409, template="note_edit", form=form, note=note, conflicts=conflicts
+        )
+    flash(_("Note saved."), "success")
+    return redirect(url_for("casefile.notes", case_id=case_id))
 
 
 # Attachments -------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ EXTRA_LABELS = {
     "age_band": _l("Age band at identification"),
     "is_minor": _l("Minor at identification"),
     "agency_type": _l("Identifying agency type"),
+    "identified_month": _l("Month identified"),
 }
 
 
@@ -155,6 +156,52 @@ def case_sections(case: Case) -> list[Section]:
             rows.append(Row(name, label, value, is_date=isinstance(value, date)))
         sections.append(Section(title, rows))
     return sections
+
+
+# What remains of an erased case: the coded fields in clear, counted in statistics.
+ERASED_FIELDS = (
+    "sex",
+    "age_band",
+    "is_minor",
+    "citizenship",
+    "identification_region",
+    "identified_month",
+    "agency_type",
+    "exploitation_form",
+    "origin_country",
+    "transit_country",
+    "destination_country",
+    "industry",
+    "means_of_control",
+    "recruitment_type",
+    "interpreter_needed",
+)
+
+
+def coded_rows(case: Case) -> list[Row]:
+    """Return the case's coded (non-personal) fields as rows, reading no encrypted column.
+
+    Safe on an erased case: nothing here needs the destroyed data key.
+    """
+    values: dict[str, Any] = {name: getattr(case, name) for name in CODED_FIELDS}
+    values.update({name: case.codes_in(name) for name in CODE_LIST_FIELDS})
+    values["age_band"] = case.age_band
+    values["is_minor"] = case.is_minor
+    values["identified_month"] = case.identified_month
+    agency_type = case.identifying_agency_type
+    values["agency_type"] = (
+        AgencyType(agency_type).label if agency_type in set(AgencyType) else agency_type
+    )
+    labels = _labels_needed(*((name, values[name]) for name in ERASED_FIELDS))
+    rows = []
+    for name in ERASED_FIELDS:
+        if name == "is_minor" and values[name] is None:
+            value = None  # unknown age: neither yes nor no
+        else:
+            value = shown_value(name, values[name], labels)
+        label = FIELD_LABELS.get(name) or EXTRA_LABELS[name]
+        rows.append(Row(name, label, value))
+    return rows
 
 
 def conflict_rows(case: Case, typed: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from core.crypto import (
 from core.db import UTCDateTime, db, enum_check, enum_string, new_uuid, utcnow
 
 if TYPE_CHECKING:
+    from casework.supervision import CaseRestriction
     from core.models import Agency, User
 
 
@@ -193,6 +194,11 @@ class Case(db.Model):
     nrm_decided_by: Mapped[User | None] = relationship(foreign_keys=[nrm_decided_by_id])
     blind_indexes: Mapped[list[CaseBlindIndex]] = relationship(
         back_populates="case", cascade="all, delete-orphan", passive_deletes=True
+    )
+    # Read by the access policy on every case it checks; loaded with the case by case_or_404
+    # so a page asks once (None is remembered too). Written only by casework.supervision.
+    restriction: Mapped[CaseRestriction | None] = relationship(
+        "CaseRestriction", viewonly=True, uselist=False
     )
     codes: Mapped[list[CaseCode]] = relationship(
         back_populates="case", cascade="all, delete-orphan", passive_deletes=True

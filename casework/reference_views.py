@@ -11,6 +11,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from casework import casefile_services
+from casework.casefile import IndicatorDefinition
+from casework.casefile_forms import IndicatorCreateForm, IndicatorForm
 from casework.forms import ReferenceItemCreateForm, ReferenceItemForm
 from casework.reference import (
     LIST_TITLES,
@@ -64,7 +67,8 @@ def index():
         {"name": name, "title": title, "count": counts.get(name, 0)}
         for name, title in LIST_TITLES.items()
     ]
-    return render_template("reference/index.html", lists=lists)
+    indicator_count = db.session.scalar(select(func.count()).select_from(IndicatorDefinition))
+    return render_template("reference/index.html", lists=lists, indicator_count=indicator_count)
 
 
 @bp.get("/<list_name>")
@@ -159,3 +163,96 @@ def deactivate(list_name: str, item_id: int):
 @bp.post("/<list_name>/<int:item_id>/reactivate")
 def reactivate(list_name: str, item_id: int):
     return _set_active(list_name, item_id, True)
+
+
+# The identification-indicators checklist ------------------------------------------------
+# Static paths: they win over the "<list_name>" routes above.
+
+
+def _indicator_or_404(indicator_id: int) -> IndicatorDefinition:
+    indicator = db.session.get(IndicatorDefinition, indicator_id)
+    if indicator is None:
+        abort(404)
+    return indicator
+
+
+@bp.get("/indicators")
+def indicators():
+    return render_template(
+        "reference/indicators.html",
+        indicators=casefile_services.all_indicators(),
+        action_form=HavenForm(),
+    )
+
+
+@bp.route("/indicators/new", methods=["GET", "POST"])
+def create_indicator():
+    form = IndicatorCreateForm()
+    if form.validate_on_submit():
+        try:
+            casefile_services.add_indicator(
+                form.code.data,
+                form.category.data,
+                form.labels(),
+                form.position.data or 0,
+                actor=current_user._get_current_object(),
+            )
+        except casefile_services.IndicatorError as error:
+            db.session.rollback()
+            form.code.errors = [*form.code.errors, str(error)]
+        else:
+            db.session.commit()
+            flash(_("Indicator %(code)s added.", code=form.code.data), "success")
+            return redirect(url_for("reference.indicators"))
+    status = 400 if form.is_submitted() else 200
+    return render_template("reference/indicator_form.html", form=form, indicator=None), status
+
+
+@bp.route("/indicators/<int:indicator_id>/edit", methods=["GET", "POST"])
+def edit_indicator(indicator_id: int):
+    indicator = _indicator_or_404(indicator_id)
+    form = IndicatorForm(obj=indicator)
+    if form.validate_on_submit():
+        casefile_services.update_indicator(
+            indicator,
+            form.category.data,
+            form.labels(),
+            form.position.data or 0,
+            actor=current_user._get_current_object(),
+        )
+        db.session.commit()
+        flash(_("Indicator %(code)s saved.", code=indicator.code), "success")
+        return redirect(url_for("reference.indicators"))
+    status = 400 if form.is_submitted() else 200
+    return render_template("reference/indicator_form.html", form=form, indicator=indicator), status
+
+
+def _set_indicator_active(indicator_id: int, active: bool):
+    indicator = _indicator_or_404(indicator_id)
+    if not HavenForm().validate_on_submit():
+        abort(400)
+    casefile_services.set_indicator_active(
+        indicator, active, actor=current_user._get_current_object()
+    )
+    db.session.commit()
+    if active:
+        flash(_("Indicator %(code)s is asked again.", code=indicator.code), "success")
+    else:
+        flash(
+            _(
+                "Indicator %(code)s is no longer asked; cases that answered it still show it.",
+                code=indicator.code,
+            ),
+            "success",
+        )
+    return redirect(url_for("reference.indicators"))
+
+
+@bp.post("/indicators/<int:indicator_id>/deactivate")
+def deactivate_indicator(indicator_id: int):
+    return _set_indicator_active(indicator_id, False)
+
+
+@bp.post("/indicators/<int:indicator_id>/reactivate")
+def reactivate_indicator(indicator_id: int):
+    return _set_indicator_active(indicator_id, True)

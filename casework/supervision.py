@@ -34,6 +34,7 @@ from core import audit
 from core.crypto import EncryptedField, forget_plaintext
 from core.db import UTCDateTime, db, enum_check, enum_string, new_uuid, utcnow
 from core.models import Agency, Role, User
+from core.notifications import notify, register_notification_kind
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -78,6 +79,10 @@ for _kind, _label in {
     "case.transfer_approved": _l("Transfer approved by the supervisor"),
     "case.transfer_rejected": _l("Transfer request rejected"),
     "case.transfer_cancelled": _l("Transfer request cancelled"),
+    "case.transfer_accepted": _l("Transfer accepted, the case moved to the receiving agency"),
+    "case.transfer_declined": _l("Transfer declined by the receiving agency"),
+    "case.closure_lapsed": _l("Closure request lapsed with the transfer"),
+    "case.break_glass_lapsed": _l("Break-the-glass reads ended with the transfer"),
     "case.restricted": _l("Access restricted"),
     "case.unrestricted": _l("Access restriction lifted"),
     "case.break_glass": _l("Break-the-glass read opened"),
@@ -86,6 +91,14 @@ for _kind, _label in {
     "case.erased": _l("Personal data erased"),
 }.items():
     register_timeline_kind(_kind, _label)
+
+# Transfer notifications go to supervisors: they answer transfers and assign the cases.
+for _kind, _label in {
+    "transfer.incoming": _l("A case transfer waits for your agency's answer"),
+    "transfer.accepted": _l("Your case transfer was accepted"),
+    "transfer.declined": _l("Your case transfer was declined"),
+}.items():
+    register_notification_kind(_kind, _label)
 
 
 class SupervisionError(Exception):
@@ -121,6 +134,34 @@ REQUEST_STATUS_LABELS = {
     RequestStatus.REJECTED: _l("Rejected"),
     RequestStatus.CANCELLED: _l("Cancelled"),
 }
+
+
+class TransferStatus(enum.StrEnum):
+    """A transfer: requested, approved by the sender's supervisor, then answered by the
+    receiving agency (accepted moves the case; declined returns it with a reason)."""
+
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+    @property
+    def label(self) -> str:
+        return str(TRANSFER_STATUS_LABELS[self])
+
+
+TRANSFER_STATUS_LABELS = {
+    TransferStatus.REQUESTED: _l("Requested"),
+    TransferStatus.APPROVED: _l("Waiting for the receiving agency"),
+    TransferStatus.REJECTED: _l("Rejected"),
+    TransferStatus.CANCELLED: _l("Cancelled"),
+    TransferStatus.ACCEPTED: _l("Accepted"),
+    TransferStatus.DECLINED: _l("Declined by the receiving agency"),
+}
+# A transfer still on its way: no second one may start meanwhile.
+OPEN_TRANSFER_STATUSES = (TransferStatus.REQUESTED.value, TransferStatus.APPROVED.value)
 
 
 def _decided_check(name: str) -> CheckConstraint:
@@ -167,39 +208,52 @@ class ClosureRequest(CaseRecord, db.Model):
 class TransferRequest(CaseRecord, db.Model):
     """A request to move a case to another agency.
 
-    A supervisor's approval is the sending side's half; the referral issue completes the
-    hand-over once the receiving agency accepts (DESIGN: a transfer needs its acceptance).
-    Until then an approved request changes no ownership.
+    A supervisor's approval is the sending side's half; a supervisor of the receiving agency
+    then accepts (the case changes owner) or declines with a reason (DESIGN: a transfer
+    needs its acceptance). Until then an approved request changes no ownership.
     """
 
     __tablename__ = "case_transfer_requests"
     __table_args__ = (
-        enum_check("status", RequestStatus),
+        enum_check("status", TransferStatus),
         _decided_check("decided"),
+        # Answered by the receiving agency exactly when accepted or declined.
+        CheckConstraint(
+            "(status IN ('accepted', 'declined')) = (answered_at IS NOT NULL)", name="answered"
+        ),
         Index("ix_case_transfer_requests_case", "case_id", "status"),
+        Index("ix_case_transfer_requests_to_agency", "to_agency_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     to_agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    # The owner when the transfer was asked for: the case's owner changes on acceptance.
+    from_agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(
-        enum_string(RequestStatus), default=RequestStatus.REQUESTED.value
+        enum_string(TransferStatus), default=TransferStatus.REQUESTED.value
     )
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The receiving agency's answer.
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reason = EncryptedField()
     decision_note = EncryptedField()
+    decline_reason = EncryptedField()
 
     case: Mapped[Case] = relationship()
-    to_agency: Mapped[Agency] = relationship()
+    to_agency: Mapped[Agency] = relationship(foreign_keys=[to_agency_id])
+    from_agency: Mapped[Agency | None] = relationship(foreign_keys=[from_agency_id])
     requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    answered_by: Mapped[User | None] = relationship(foreign_keys=[answered_by_id])
 
     @property
-    def status_enum(self) -> RequestStatus:
-        return RequestStatus(self.status)
+    def status_enum(self) -> TransferStatus:
+        return TransferStatus(self.status)
 
 
 class CaseRestriction(CaseRecord, db.Model):
@@ -286,7 +340,7 @@ class ErasureRequest(CaseRecord, db.Model):
 
 
 def restriction_of(case: Case) -> CaseRestriction | None:
-    return db.session.get(CaseRestriction, case.id)
+    return case.restriction
 
 
 def active_grant(case: Case, user: User, now: datetime | None = None) -> BreakGlassGrant | None:
@@ -308,7 +362,42 @@ def pending_closure(case: Case) -> ClosureRequest | None:
 
 
 def pending_transfer(case: Case) -> TransferRequest | None:
+    """Return the transfer request waiting for the own supervisor's approval, if any."""
     return _pending(TransferRequest, case)
+
+
+def awaiting_transfer(case: Case) -> TransferRequest | None:
+    """Return the approved transfer waiting for the receiving agency's answer, if any."""
+    return db.session.scalars(
+        select(TransferRequest).where(
+            TransferRequest.case_id == case.id,
+            TransferRequest.status == TransferStatus.APPROVED.value,
+        )
+    ).first()
+
+
+def last_declined_transfer(case: Case) -> TransferRequest | None:
+    """Return the most recent transfer the receiving agency declined, if any."""
+    return db.session.scalars(
+        select(TransferRequest)
+        .where(
+            TransferRequest.case_id == case.id,
+            TransferRequest.status == TransferStatus.DECLINED.value,
+        )
+        .order_by(TransferRequest.answered_at.desc())
+    ).first()
+
+
+def confirmed_erasure(case: Case) -> ErasureRequest | None:
+    """Return the confirmed request the case was erased on (None after a retention purge)."""
+    return db.session.scalars(
+        select(ErasureRequest)
+        .where(
+            ErasureRequest.case_id == case.id,
+            ErasureRequest.status == ErasureStatus.CONFIRMED.value,
+        )
+        .order_by(ErasureRequest.decided_at.desc())
+    ).first()
 
 
 def pending_erasure(case: Case) -> ErasureRequest | None:
@@ -324,6 +413,43 @@ def _pending(model: type, case: Case) -> Any:
     return db.session.scalars(
         select(model).where(model.case_id == case.id, model.status == RequestStatus.REQUESTED.value)
     ).first()
+
+
+def agency_overview(agency_id: int, now: datetime | None = None) -> dict[str, list]:
+    """Return what waits for the agency's supervisors, oldest first, by kind.
+
+    Pending closure, transfer and erasure requests of the agency's cases, approved transfers
+    waiting for the receiving agency, active break-the-glass reads and restricted cases.
+    Rows carry references, people and dates only: the page shows no personal data.
+    """
+    now = now or utcnow()
+    own = Case.owner_agency_id == agency_id
+
+    def rows(model: type, *where: Any, order: Any) -> list:
+        query = select(model).join(Case, model.case_id == Case.id).where(own, *where)
+        return list(db.session.scalars(query.order_by(order)))
+
+    return {
+        "closures": rows(
+            ClosureRequest,
+            ClosureRequest.status == RequestStatus.REQUESTED.value,
+            order=ClosureRequest.requested_at,
+        ),
+        "transfers": rows(
+            TransferRequest,
+            TransferRequest.status.in_(OPEN_TRANSFER_STATUSES),
+            order=TransferRequest.requested_at,
+        ),
+        "erasures": rows(
+            ErasureRequest,
+            ErasureRequest.status == ErasureStatus.REQUESTED.value,
+            order=ErasureRequest.requested_at,
+        ),
+        "grants": rows(
+            BreakGlassGrant, BreakGlassGrant.expires_at > now, order=BreakGlassGrant.granted_at
+        ),
+        "restrictions": rows(CaseRestriction, order=CaseRestriction.restricted_at),
+    }
 
 
 def assignable_users(case: Case) -> list[User]:
@@ -456,10 +582,14 @@ def request_transfer(case: Case, actor: User, to_agency: Agency, reason: str) ->
     if to_agency.id == case.owner_agency_id or not to_agency.active:
         raise SupervisionError("choose another, active agency")
     _require_reason(reason)
-    if pending_transfer(case) is not None:
+    if pending_transfer(case) is not None or awaiting_transfer(case) is not None:
         raise SupervisionError("a transfer request is already pending")
     request = TransferRequest(
-        case=case, to_agency_id=to_agency.id, requested_by_id=actor.id, requested_at=utcnow()
+        case=case,
+        to_agency_id=to_agency.id,
+        from_agency_id=case.owner_agency_id,
+        requested_by_id=actor.id,
+        requested_at=utcnow(),
     )
     db.session.add(request)
     request.reason = reason.strip()
@@ -477,22 +607,50 @@ def request_transfer(case: Case, actor: User, to_agency: Agency, reason: str) ->
 
 def approve_transfer(request: TransferRequest, actor: User) -> TransferRequest:
     """Approve the transfer on the sending side; the receiving agency accepts it later."""
-    return _decide_transfer(request, actor, RequestStatus.APPROVED, None)
+    _decide_transfer(request, actor, TransferStatus.APPROVED, None)
+    _notify_transfer(request, "transfer.incoming", request.to_agency, "/transfers/incoming")
+    return request
+
+
+def _notify_transfer(request: TransferRequest, kind: str, agency: Agency | None, link: str) -> None:
+    """Tell the agency's supervisors: the case reference and a link, nothing else."""
+    if agency is not None:
+        notify(
+            agency=agency,
+            roles=[Role.SUPERVISOR],
+            kind=kind,
+            reference=request.case.reference,
+            link=link,
+        )
 
 
 def reject_transfer(request: TransferRequest, actor: User, note: str) -> TransferRequest:
     """Refuse a transfer request with a written reason."""
     _require_reason(note)
-    return _decide_transfer(request, actor, RequestStatus.REJECTED, note)
+    return _decide_transfer(request, actor, TransferStatus.REJECTED, note)
 
 
 def cancel_transfer(request: TransferRequest, actor: User) -> TransferRequest:
-    """Withdraw a pending transfer request."""
-    return _decide_transfer(request, actor, RequestStatus.CANCELLED, None)
+    """Withdraw a transfer request, pending or approved but not yet answered."""
+    if request.status == TransferStatus.APPROVED.value:
+        _require_not_erased(request.case)
+        # Approved already: it was decided then; cancelling only changes the status.
+        request.status = TransferStatus.CANCELLED.value
+        db.session.flush()
+        _record(
+            request.case,
+            actor,
+            "case.transfer_cancelled",
+            "transfer_request",
+            request.id,
+            ["status"],
+        )
+        return request
+    return _decide_transfer(request, actor, TransferStatus.CANCELLED, None)
 
 
 def _decide_transfer(
-    request: TransferRequest, actor: User, status: RequestStatus, note: str | None
+    request: TransferRequest, actor: User, status: TransferStatus, note: str | None
 ) -> TransferRequest:
     _require_pending(request)
     _require_not_erased(request.case)
@@ -506,6 +664,111 @@ def _decide_transfer(
         request.case, actor, f"case.transfer_{status.value}", "transfer_request", request.id, fields
     )
     return request
+
+
+def accept_transfer(request: TransferRequest, actor: User) -> Case:
+    """Hand the case over to the receiving agency, whose supervisor ``actor`` is.
+
+    The owner changes, the assignee is cleared (the new agency assigns its own staff), the
+    sending agency's pending closure requests and break-the-glass reads lapse. Access
+    follows the owner agency, so the sending agency loses it with this transaction. A
+    restriction stays: the new owner's supervisors see it and decide.
+
+    :raises SupervisionError: when the transfer is not waiting for an answer, the actor is
+        not of the receiving agency, or the case is no longer open.
+    """
+    case = request.case
+    _require_answerable(request, actor)
+    if case.status != CaseStatus.OPEN.value:
+        raise SupervisionError("only an open case can be transferred")
+    if not request.to_agency.active:
+        raise SupervisionError("the receiving agency is no longer active")
+    now = utcnow()
+    _mark_answered(request, TransferStatus.ACCEPTED, actor, now)
+    case.owner_agency_id = request.to_agency_id
+    case.assigned_user_id = None
+    # Pending decisions of the old owner are moot: the new owner decides anew.
+    for closure in db.session.scalars(
+        select(ClosureRequest).where(
+            ClosureRequest.case_id == case.id,
+            ClosureRequest.status == RequestStatus.REQUESTED.value,
+        )
+    ):
+        _mark_decided(closure, RequestStatus.CANCELLED, actor, now)
+        _record(case, actor, "case.closure_lapsed", "closure_request", closure.id, ["status"])
+    grants = db.session.scalars(
+        select(BreakGlassGrant).where(
+            BreakGlassGrant.case_id == case.id, BreakGlassGrant.expires_at > now
+        )
+    ).all()
+    for grant in grants:
+        grant.expires_at = now
+    if grants:
+        _record(case, actor, "case.break_glass_lapsed", "case", case.id, ["expires_at"])
+    db.session.flush()
+    # Audited against the case like every supervision step; the agencies are ids, not data.
+    audit.record(
+        "case.transfer_accepted",
+        object_type="case",
+        object_id=case.id,
+        field_names=["owner_agency_id", "assigned_user_id", "status"],
+        user=actor,
+    )
+    add_timeline_event(
+        case,
+        "case.transfer_accepted",
+        actor=actor,
+        object_type="transfer_request",
+        object_id=request.id,
+        field_names=["owner_agency_id", "assigned_user_id"],
+    )
+    # The sending agency no longer reads the case: the link is its supervision overview.
+    _notify_transfer(request, "transfer.accepted", request.from_agency, "/supervision")
+    return case
+
+
+def decline_transfer(request: TransferRequest, actor: User, reason: str) -> TransferRequest:
+    """Refuse to take the case over, with a written reason the sending agency reads.
+
+    :raises SupervisionError: when the transfer is not waiting for an answer, the actor is
+        not of the receiving agency, or the reason is too short.
+    """
+    _require_answerable(request, actor)
+    _require_reason(reason)
+    _mark_answered(request, TransferStatus.DECLINED, actor)
+    request.decline_reason = reason.strip()
+    db.session.flush()
+    _record(
+        request.case,
+        actor,
+        "case.transfer_declined",
+        "transfer_request",
+        request.id,
+        ["status", "decline_reason"],
+    )
+    _notify_transfer(
+        request, "transfer.declined", request.from_agency, f"/cases/{request.case_id}/supervision"
+    )
+    return request
+
+
+def _require_answerable(request: TransferRequest, actor: User) -> None:
+    if request.status != TransferStatus.APPROVED.value:
+        raise SupervisionError("this transfer is not waiting for an answer")
+    if actor.agency_id != request.to_agency_id:
+        raise SupervisionError("only the receiving agency answers a transfer")
+    _require_not_erased(request.case)
+
+
+def _mark_answered(
+    request: TransferRequest, status: TransferStatus, actor: User, now: datetime | None = None
+) -> None:
+    """Set the receiving agency's answer with who gave it and when, together (see CHECK)."""
+    actor_id = actor.id
+    with db.session.no_autoflush:
+        request.status = status.value
+        request.answered_by_id = actor_id
+        request.answered_at = now or utcnow()
 
 
 # Restriction and break-the-glass ---------------------------------------------------------
@@ -523,6 +786,7 @@ def restrict_case(case: Case, actor: User, reason: str) -> CaseRestriction:
     db.session.add(restriction)
     restriction.reason = reason.strip()
     db.session.flush()
+    db.session.expire(case, ["restriction"])  # viewonly: the policy must see it now
     _record(case, actor, "case.restricted", "case", case.id, ["restricted", "reason"])
     return restriction
 
@@ -534,6 +798,7 @@ def lift_restriction(case: Case, actor: User) -> Case:
         raise SupervisionError("the case is not restricted")
     db.session.delete(restriction)
     db.session.flush()
+    db.session.expire(case, ["restriction"])
     _record(case, actor, "case.unrestricted", "case", case.id, ["restricted"])
     return case
 
@@ -633,6 +898,14 @@ def erase_case(case: Case, actor: User | None) -> Case:
             )
         ):
             _mark_decided(request, RequestStatus.CANCELLED, actor, now)
+    # An approved transfer waiting for the receiver was decided already: cancel it only.
+    for request in db.session.scalars(
+        select(TransferRequest).where(
+            TransferRequest.case_id == case.id,
+            TransferRequest.status == TransferStatus.APPROVED.value,
+        )
+    ):
+        request.status = TransferStatus.CANCELLED.value
     # An open duplicate flag could never be compared again.
     close_flags_of_erased_case(case, actor)
     _forget_case_plaintext(db.session, case)

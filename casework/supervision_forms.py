@@ -62,6 +62,10 @@ class TransferRejectForm(HavenForm):
     note = _reason_field(_l("Why the transfer is refused"))
 
 
+class TransferDeclineForm(HavenForm):
+    reason = _reason_field(_l("Why your agency does not take the case over"))
+
+
 class CaseRestrictForm(HavenForm):
     reason = _reason_field(_l("Why access is restricted"))
 

@@ -33,6 +33,7 @@ from casework.supervision_forms import (
     ClosureRejectForm,
     ClosureRequestForm,
     ErasureRequestForm,
+    TransferDeclineForm,
     TransferRejectForm,
     TransferRequestForm,
     select_choices,
@@ -119,6 +120,8 @@ def _render_detail(case: Case, status: int = 200, **forms):
     may_read = policy.can_view_case(current_user, case) and not case.is_erased
     closure = services.pending_closure(case)
     transfer = services.pending_transfer(case)
+    awaiting = services.awaiting_transfer(case)
+    declined = services.last_declined_transfer(case)
     restriction = services.restriction_of(case)
     assign_form = forms.get("assign_form") or CaseAssignForm(
         data={"assignee": case.assigned_user_id}
@@ -129,6 +132,8 @@ def _render_detail(case: Case, status: int = 200, **forms):
         read.append("closure_request.note")
     if may_read and transfer is not None:
         read.append("transfer_request.reason")
+    if may_read and declined is not None:
+        read.append("transfer_request.decline_reason")
     if read:
         audit.record("case.viewed", object_type="case", object_id=case.id, field_names=read)
     page = render_template(
@@ -137,6 +142,8 @@ def _render_detail(case: Case, status: int = 200, **forms):
         may_read=may_read,
         closure=closure,
         transfer=transfer,
+        awaiting=awaiting,
+        declined=declined,
         restriction=restriction,
         erasure=services.pending_erasure(case),
         may_break_glass=restriction is not None
@@ -317,6 +324,115 @@ def cancel_transfer(case_id: uuid.UUID, request_id: uuid.UUID):
     db.session.commit()
     flash(_("Transfer request cancelled."), "success")
     return _back(case_id)
+
+
+# The receiving side of a transfer --------------------------------------------------------
+
+
+def _incoming_or_404(request_id: uuid.UUID) -> TransferRequest:
+    """Load a transfer waiting for the user's agency, auditing a refused existing one."""
+    try:
+        transfer = policy.get_visible_or_404(
+            policy.visible_incoming_transfers(current_user), request_id
+        )
+    except NotFound:
+        if db.session.get(TransferRequest, str(request_id)) is not None:
+            audit.record_denied(
+                "transfer.open_denied", object_type="transfer_request", object_id=request_id
+            )
+        raise
+    if not policy.can_accept_transfer(current_user, transfer):
+        abort(403)
+    return transfer
+
+
+@bp.get("/transfers/incoming")
+def incoming_transfers():
+    return _render_incoming()
+
+
+def _render_incoming(status: int = 200, forms: dict | None = None):
+    """List the transfers waiting for the agency: reference, sender and reason only.
+
+    Nothing else of the case is shown before the agency accepts it; reading the reason
+    (encrypted free text written for the receiver) is audited.
+    """
+    if not policy.can_oversee_requests(current_user):
+        abort(404)
+    mark_sensitive()
+    transfers = db.session.scalars(
+        policy.visible_incoming_transfers(current_user).order_by(TransferRequest.decided_at)
+    ).all()
+    for transfer in transfers:
+        audit.record(
+            "transfer.viewed",
+            object_type="case",
+            object_id=transfer.case_id,
+            field_names=["transfer_request.reason"],
+        )
+    forms = forms or {}
+    page = render_template(
+        "casework/supervision/incoming_transfers.html",
+        transfers=transfers,
+        decline_forms={t.id: forms.get(t.id) or TransferDeclineForm() for t in transfers},
+        action_form=ActionForm(),
+    )
+    return page, status
+
+
+@bp.post("/transfers/<uuid:request_id>/accept")
+def accept_transfer(request_id: uuid.UUID):
+    transfer = _incoming_or_404(request_id)
+    if not ActionForm().validate():
+        abort(400)
+    case_id, reference = transfer.case_id, transfer.case.reference
+    try:
+        services.accept_transfer(transfer, _actor())
+    except SupervisionError as error:
+        _refused(error)
+        return redirect(url_for("supervision.incoming_transfers"))
+    db.session.commit()
+    flash(
+        _("Case %(reference)s now belongs to your agency; assign it.", reference=reference),
+        "success",
+    )
+    return redirect(url_for("supervision.detail", case_id=case_id))
+
+
+@bp.post("/transfers/<uuid:request_id>/decline")
+def decline_transfer(request_id: uuid.UUID):
+    transfer = _incoming_or_404(request_id)
+    form = TransferDeclineForm()
+    if not form.validate():
+        return _render_incoming(400, {transfer.id: form})
+    reference = transfer.case.reference
+    try:
+        services.decline_transfer(transfer, _actor(), form.reason.data)
+    except SupervisionError as error:
+        _refused(error)
+        return redirect(url_for("supervision.incoming_transfers"))
+    db.session.commit()
+    flash(
+        _("Transfer of %(reference)s declined; the sender sees your reason.", reference=reference),
+        "success",
+    )
+    return redirect(url_for("supervision.incoming_transfers"))
+
+
+# The supervisors' overview ----------------------------------------------------------------
+
+
+@bp.get("/supervision")
+def index():
+    """Show what waits for the agency's supervisors: requests, reads, incoming transfers."""
+    if not policy.can_oversee_requests(current_user):
+        abort(404)
+    incoming = db.session.scalars(policy.visible_incoming_transfers(current_user)).all()
+    return render_template(
+        "casework/supervision/index.html",
+        incoming_count=len(incoming),
+        **services.agency_overview(current_user.agency_id),
+    )
 
 
 # Restriction and break-the-glass ---------------------------------------------------------

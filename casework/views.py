@@ -14,8 +14,9 @@ from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
 
 from casework.forms import CaseEditForm, CaseForm
-from casework.intake import case_sections, conflict_rows, nrm_summary, safeguarding
+from casework.intake import case_sections, coded_rows, conflict_rows, nrm_summary, safeguarding
 from casework.models import CASE_STATUS_LABELS, Case, CaseStatus
+from casework.reference import label_for
 from casework.search import (
     SORT_LABELS,
     BadAnchor,
@@ -34,12 +35,14 @@ from casework.services import (
     open_case,
     update_case,
 )
+from casework.supervision import confirmed_erasure
 from core import audit
 from core.db import db
 from core.policy import (
     can_create_case,
     can_edit_case,
     can_list_cases,
+    can_read_case_file,
     case_or_404,
 )
 from core.security import mark_sensitive
@@ -222,11 +225,21 @@ def create():
 
 @bp.get("/<uuid:case_id>")
 def detail(case_id: uuid.UUID):
-    case = case_or_404(current_user, case_id)
+    case = case_or_404(current_user, case_id, whole_file=False)
+    if not can_read_case_file(current_user, case):
+        # The national coordinator reads only what the status-decision referral shares.
+        return redirect(url_for("decisions.case", case_id=case_id))
     mark_sensitive()
     if case.is_erased:
         # Crypto-shredded: nothing personal is left to read, only the reference and codes.
-        return render_template("casework/supervision/erased.html", case=case)
+        return render_template(
+            "casework/supervision/erased.html",
+            case=case,
+            erasure=confirmed_erasure(case),
+            coded=coded_rows(case),
+            nrm=nrm_summary(case),
+            closure_reason=label_for("closure_reason", case.closure_reason),
+        )
     sections = case_sections(case)
     # Committed with the response by the audit hook; if that fails, the page is not shown.
     audit.record("case.viewed", object_type="case", object_id=case.id, field_names=PERSON_FIELDS)

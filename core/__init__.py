@@ -26,7 +26,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.jinja_env.add_extension("jinja2.ext.do")
 
-    from core import audit, crypto, i18n, navigation, security, sessions
+    from core import audit, crypto, i18n, navigation, notifications, security, sessions
     from core.db import db
     from core.extensions import csrf, limiter, login_manager, migrate
 
@@ -41,29 +41,45 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.init_app(app)
     sessions.init_app(app)
     navigation.init_app(app)
+    notifications.init_app(app)
 
     from core import auth, views
     from core.admin import bp as admin_bp
     from core.audit_views import bp as audit_bp
+    from core.notification_views import bp as notifications_bp
 
     app.register_blueprint(views.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(audit_bp)
+    app.register_blueprint(notifications_bp)
 
     # Every mapper is configured before the first request.
-    import casework.all_models
     import casework.casefile_views
     import casework.duplicate_views
     import casework.reference_views
     import casework.supervision_views
     import casework.views
+    import referrals.all_models
 
     app.register_blueprint(casework.views.bp)
     app.register_blueprint(casework.casefile_views.bp)
     app.register_blueprint(casework.duplicate_views.bp)
     app.register_blueprint(casework.reference_views.bp)
     app.register_blueprint(casework.supervision_views.bp)
+
+    # The service directory (its models are imported with its views).
+    import referrals.directory_views
+
+    app.register_blueprint(referrals.directory_views.bp)
+
+    import referrals.views
+
+    app.register_blueprint(referrals.views.bp)
+
+    import referrals.decision_views
+
+    app.register_blueprint(referrals.decision_views.bp)
 
     from core.cli import register_cli
 

@@ -44,3 +44,6 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(reference_cli)
     app.cli.add_command(cases_cli)
+    from referrals.cli import referrals_cli
+
+    app.cli.add_command(referrals_cli)

@@ -20,7 +20,10 @@ DEFAULTS: dict[str, object] = {
     "HAVEN_ENV": "development",
     "SQLALCHEMY_DATABASE_URI": None,  # filled in from the instance folder
     # hide_parameters: database errors in logs never carry the values of the failed statement.
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+    # No pool_pre_ping: it costs a round trip on every request; after a database restart
+    # the first statement on a dead connection fails instead, and SQLAlchemy then drops
+    # every pooled connection, so one request per worker sees the error page, once.
+    "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
     # Attachments may be 20 MB; multipart overhead and other fields need a little more.
     "MAX_CONTENT_LENGTH": 21 * 1024 * 1024,
     "MAX_FORM_MEMORY_SIZE": 2 * 1024 * 1024,
@@ -52,6 +55,22 @@ DEFAULTS: dict[str, object] = {
     "HAVEN_ATTACHMENT_MAX_BYTES": 20 * 1024 * 1024,
     # Closed cases are crypto-shredded this many days after closing (`flask cases purge-expired`).
     "HAVEN_RETENTION_DAYS": 5 * 365,
+    # Notification e-mail (core.notifications): none while HAVEN_SMTP_HOST is unset. Links in
+    # mails start with HAVEN_BASE_URL, never with the Host header a client sends.
+    "HAVEN_SMTP_HOST": None,
+    "HAVEN_SMTP_PORT": 587,
+    "HAVEN_SMTP_USER": None,
+    "HAVEN_SMTP_PASSWORD": None,
+    "HAVEN_SMTP_STARTTLS": True,
+    "HAVEN_SMTP_TIMEOUT": 10,
+    "HAVEN_MAIL_FROM": "haven@localhost",
+    "HAVEN_BASE_URL": None,
+    # Hours a receiving agency has to answer a referral, by urgency (referrals.workflow);
+    # from the environment as text: "emergency=4,urgent=24,routine=120".
+    "HAVEN_REFERRAL_DEADLINE_HOURS": {"emergency": 4, "urgent": 24, "routine": 120},
+    # Country rule: a presumed victim is notified to the national coordinator within this
+    # many hours of identification; the status-decision referral's deadline runs from then.
+    "HAVEN_NRM_NOTIFICATION_HOURS": 24,
 }
 
 # Environment variables read as strings and the config keys they set.
@@ -62,8 +81,16 @@ ENVIRONMENT_KEYS = {
     "HAVEN_REDIS_URL": "HAVEN_REDIS_URL",
     "HAVEN_KEYRING_FILE": "HAVEN_KEYRING_FILE",
     "HAVEN_AUDIT_CHECKPOINT_DIR": "HAVEN_AUDIT_CHECKPOINT_DIR",
-    "HAVEN_SMTP_URL": "HAVEN_SMTP_URL",
+    "HAVEN_SMTP_HOST": "HAVEN_SMTP_HOST",
+    "HAVEN_SMTP_PORT": "HAVEN_SMTP_PORT",
+    "HAVEN_SMTP_USER": "HAVEN_SMTP_USER",
+    "HAVEN_SMTP_PASSWORD": "HAVEN_SMTP_PASSWORD",
+    "HAVEN_SMTP_STARTTLS": "HAVEN_SMTP_STARTTLS",
+    "HAVEN_MAIL_FROM": "HAVEN_MAIL_FROM",
+    "HAVEN_BASE_URL": "HAVEN_BASE_URL",
     "HAVEN_PROXY_COUNT": "HAVEN_PROXY_COUNT",
+    "HAVEN_REFERRAL_DEADLINE_HOURS": "HAVEN_REFERRAL_DEADLINE_HOURS",
+    "HAVEN_NRM_NOTIFICATION_HOURS": "HAVEN_NRM_NOTIFICATION_HOURS",
 }
 
 
@@ -104,6 +131,8 @@ def _configure_production(app: Flask) -> None:
         raise ConfigurationError("HAVEN_SECRET_KEY must be at least 32 characters")
     if not (os.environ.get("HAVEN_KEYRING") or Path(app.config["HAVEN_KEYRING_FILE"]).exists()):
         raise ConfigurationError("a key ring is required in production (HAVEN_KEYRING)")
+    if app.config.get("HAVEN_SMTP_HOST") and not app.config.get("HAVEN_BASE_URL"):
+        raise ConfigurationError("HAVEN_BASE_URL is required for notification e-mail")
     app.config["SESSION_COOKIE_SECURE"] = True
     # The __Host- prefix pins the cookie to this host, https and path /.
     app.config["SESSION_COOKIE_NAME"] = "__Host-haven_session"

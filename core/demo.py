@@ -152,11 +152,14 @@ class DemoSummary:
     agencies: int = 0
     users: int = 0
     cases: int = 0
+    referrals: int = 0
+    transfers: int = 0
     skipped_users: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
-            f"{self.agencies} agencies, {self.users} users and {self.cases} cases created"
+            f"{self.agencies} agencies, {self.users} users, {self.cases} cases,"
+            f" {self.referrals} referrals and {self.transfers} transfers created"
             f" (password {DEMO_PASSWORD!r}, TOTP secret {DEMO_TOTP_SECRET})"
         )
 
@@ -179,6 +182,7 @@ def load_demo_data(case_count: int = DEMO_CASE_COUNT) -> DemoSummary:
         # The same people every time: a run interrupted after n cases resumes at n + 1.
         people = synthetic_people(case_count, seed=DEMO_SEED, skip=existing)
         summary.cases = _open_cases(users, people)
+    summary.referrals, summary.transfers = _ensure_referrals(users)
     db.session.commit()
     return summary
 
@@ -224,7 +228,76 @@ def _ensure_agencies(summary: DemoSummary) -> dict[str, Agency]:
             summary.agencies += 1
         agencies[demo.key] = agency
     db.session.flush()
+    seed_demo_services(agencies)
     return agencies
+
+
+# What each demo agency lists in the service directory: (service type, regions (None for
+# nationwide), languages, accepted groups, total places, free places).
+_EVERYONE = ("women", "men", "children", "families")
+_ADULTS = ("women", "men")
+DEMO_SERVICES: dict[str, tuple[tuple, ...]] = {
+    "ngo": (
+        ("psychological", ("baku", "absheron_khizi"), ("az", "ru", "en"), _EVERYONE, None, None),
+        ("legal_aid", ("baku", "absheron_khizi"), ("az", "ru"), _ADULTS, None, None),
+        ("reintegration", None, ("az", "ru"), _EVERYONE, None, None),
+        ("vocational_training", ("baku",), ("az",), ("women",), 15, 4),
+        ("interpretation", ("baku",), ("az", "ru", "en", "fa", "uz"), _EVERYONE, None, None),
+    ),
+    "shelter": (("shelter", None, ("az", "ru", "en"), ("women", "children", "families"), 24, 5),),
+    "health": (
+        ("medical", ("baku", "absheron_khizi"), ("az", "ru", "en"), _EVERYONE, None, None),
+        ("psychological", ("baku",), ("az", "ru"), _EVERYONE, None, None),
+    ),
+    "police": (("law_enforcement_interview", None, ("az", "ru", "en"), _EVERYONE, None, None),),
+    "child": (
+        ("child_protection", None, ("az", "ru"), ("children", "families"), None, None),
+        ("shelter", ("baku", "ganja_dashkasan"), ("az", "ru"), ("children",), 12, 0),
+    ),
+    "legal": (("legal_aid", None, ("az", "ru", "en"), _EVERYONE, None, None),),
+    "hotline": (("psychological", None, ("az", "ru", "en"), _EVERYONE, None, None),),
+    "consular": (("voluntary_return", ("abroad",), ("az", "ru", "en", "ar"), _ADULTS, None, None),),
+    "intl": (
+        ("voluntary_return", None, ("az", "ru", "en", "tr", "uz", "tg"), _EVERYONE, None, None),
+        ("reintegration", None, ("az", "ru", "en"), _EVERYONE, None, None),
+        ("financial", None, ("az", "ru", "en"), _EVERYONE, None, None),
+    ),
+    "nrm": (("status_decision", None, ("az", "ru", "en"), _EVERYONE, None, None),),
+}
+
+
+def seed_demo_services(agencies: dict[str, Agency]) -> int:
+    """List the demo agencies' services in the directory (those missing); return how many.
+
+    Through the directory's own services, so the rows and audit entries are the UI's.
+    """
+    from casework.reference import seed_reference_lists
+    from referrals.directory import AgencyService
+    from referrals.directory_services import create_service, update_capacity
+
+    # The regions are codes of the region reference list.
+    seed_reference_lists()
+    listed = set(db.session.execute(select(AgencyService.agency_id, AgencyService.service_type)))
+    added = 0
+    for key, offers in DEMO_SERVICES.items():
+        agency = agencies[key]
+        for service_type, regions, languages, accepts, total, free in offers:
+            if (agency.id, service_type) in listed:
+                continue
+            service = create_service(
+                agency,
+                service_type=service_type,
+                nationwide=regions is None,
+                regions=regions or (),
+                languages=languages,
+                accepts=accepts,
+                contact_hours="Mon-Fri 09:00-18:00",
+                total_places=total,
+            )
+            if free is not None:
+                update_capacity(service, free_places=free)
+            added += 1
+    return added
 
 
 def _ensure_users(agencies: dict[str, Agency], summary: DemoSummary) -> dict[str, User]:
@@ -285,6 +358,229 @@ def _open_cases(users: dict[str, User], people: Iterator[tuple[str, dict[str, ob
         opened += 1
     db.session.flush()
     return opened
+
+
+# Referrals ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoReferral:
+    """One demo referral: who refers to whom, for what, and how far it went.
+
+    ``steps`` are the workflow actions after the draft, each with how many hours ago it
+    happened (the services take that moment as their clock); texts are invented.
+    """
+
+    sender: str
+    receiver: str
+    service_type: str
+    urgency: str
+    sections: tuple[str, ...]
+    reason: str
+    created_hours_ago: float
+    steps: tuple[tuple[str, float], ...] = ()
+    text: str | None = None
+    note: str | None = None
+
+
+# A referral in every state between the demo agencies, newest last.
+DEMO_REFERRALS: tuple[DemoReferral, ...] = (
+    DemoReferral(
+        "ngo",
+        "legal",
+        "legal_aid",
+        "routine",
+        ("identity", "exploitation"),
+        "Wants to claim the wages withheld by the employer; needs a lawyer.",
+        26,
+    ),
+    DemoReferral(
+        "ngo",
+        "health",
+        "medical",
+        "urgent",
+        ("identity", "health"),
+        "Medical check after leaving the place of exploitation; reports back pain.",
+        3,
+        (("send", 2),),
+    ),
+    # Past its deadline and still "sent": the next page view or `flask referrals expire`
+    # moves it to expired, as in production.
+    DemoReferral(
+        "police",
+        "ngo",
+        "psychological",
+        "routine",
+        ("identity", "contact"),
+        "Witness in an open investigation; asks for psychological support.",
+        150,
+        (("send", 149),),
+    ),
+    DemoReferral(
+        "ngo",
+        "shelter",
+        "shelter",
+        "urgent",
+        ("identity", "contact", "assessments"),
+        "Needs a safe place tonight; the recruiter knows her address.",
+        50,
+        (("send", 49), ("accept", 40)),
+    ),
+    DemoReferral(
+        "ngo",
+        "child",
+        "shelter",
+        "urgent",
+        ("identity", "contact"),
+        "Needs a safe place together with her son.",
+        80,
+        (("send", 79), ("decline", 70)),
+        text="Our shelter takes children only; please refer the family to a family shelter.",
+    ),
+    DemoReferral(
+        "ngo",
+        "health",
+        "psychological",
+        "routine",
+        ("identity", "health", "assessments"),
+        "Sleep problems and anxiety since the return; agreed to counselling.",
+        240,
+        (("send", 238), ("accept", 200), ("start", 190)),
+        note="First session held; weekly sessions planned.",
+    ),
+    DemoReferral(
+        "ngo",
+        "health",
+        "medical",
+        "routine",
+        ("identity", "health"),
+        "Dental pain, untreated for months.",
+        500,
+        (("send", 499), ("accept", 480), ("start", 470), ("complete", 300)),
+        text="Two teeth treated; no follow-up needed.",
+        note="Treatment finished; the person was satisfied.",
+    ),
+    DemoReferral(
+        "ngo",
+        "legal",
+        "legal_aid",
+        "routine",
+        ("identity",),
+        "Help with a new identity document.",
+        320,
+        (("send", 319), ("cancel", 300)),
+        text="The consular section issued the document in the meantime.",
+    ),
+    DemoReferral(
+        "police",
+        "intl",
+        "voluntary_return",
+        "routine",
+        ("identity", "contact"),
+        "Wishes to return home to her family; has no passport.",
+        400,
+        (("send", 399), ("expire", 0)),
+    ),
+)
+DEMO_CONSENT_VERSION = "demo-2026-1"
+
+
+def _ensure_referrals(users: dict[str, User]) -> tuple[int, int]:
+    """Create the demo referrals (every state) and a transfer waiting for acceptance, once.
+
+    Through the referral and supervision services, so receipts, transitions, timeline events,
+    notifications and audit entries are the UI's; past moments go in as the services' clock.
+    Skipped when the demo agencies have referred before (the set is loaded once) or when
+    there are not enough open cases. Returns (referrals, transfers) created.
+    """
+    from casework.models import Case, CaseStatus
+    from referrals.models import Referral
+
+    senders = {demo.sender for demo in DEMO_REFERRALS}
+    agency_ids = [users[key].agency_id for key in senders]
+    if db.session.scalar(
+        select(func.count(Referral.id)).where(Referral.sending_agency_id.in_(agency_ids))
+    ):
+        return 0, 0
+    # Open adult cases of each referring agency, oldest reference first: each referral gets
+    # its own case, and the transfer the next one.
+    needed = {key: sum(demo.sender == key for demo in DEMO_REFERRALS) for key in senders}
+    needed["ngo"] += 1
+    cases: dict[str, list] = {}
+    for key, count in needed.items():
+        rows = db.session.scalars(
+            select(Case)
+            .where(
+                Case.owner_agency_id == users[key].agency_id,
+                Case.status == CaseStatus.OPEN.value,
+            )
+            .order_by(Case.reference)
+        )
+        cases[key] = [case for case in rows if not case.is_minor][:count]
+        if len(cases[key]) < count:
+            return 0, 0
+    now = utcnow()
+    for demo in DEMO_REFERRALS:
+        _demo_referral(demo, cases[demo.sender].pop(0), users, now)
+    _demo_transfer(cases["ngo"].pop(0), users)
+    return len(DEMO_REFERRALS), 1
+
+
+def _demo_referral(demo: DemoReferral, case, users: dict[str, User], now: datetime) -> None:
+    from casework.casefile_services import ConsentDecision, record_consent
+    from referrals import services
+    from referrals.workflow import Action
+
+    sender, receiver = users[demo.sender], users[demo.receiver]
+    created = now - timedelta(hours=demo.created_hours_ago)
+    consent = ConsentDecision("given", created.date(), "written", DEMO_CONSENT_VERSION)
+    record_consent(sender, case, "referral", consent, agency_id=receiver.agency_id)
+    referral = services.create_referral(
+        sender,
+        case,
+        receiving_agency=receiver.agency,
+        service_type=demo.service_type,
+        urgency=demo.urgency,
+        reason=demo.reason,
+        sections=demo.sections,
+        now=created,
+    )
+    for action, hours_ago in demo.steps:
+        at = now - timedelta(hours=hours_ago)
+        if action == "send":
+            services.send_referral(sender, referral, now=at)
+        elif action == "accept":
+            services.accept_referral(receiver, referral, now=at)
+        elif action == "decline":
+            services.decline_referral(receiver, referral, demo.text, now=at)
+        elif action == "start":
+            services.start_referral(receiver, referral, now=at)
+            if demo.note and demo.steps[-1][0] == "start":
+                # The receiver's internal note, which the sender never reads.
+                services.add_service_note(receiver, referral, demo.note)
+        elif action == "complete":
+            if demo.note:
+                services.add_service_note(receiver, referral, demo.note, shared_with_sender=True)
+            services.complete_referral(receiver, referral, "service_provided", demo.text, now=at)
+        elif action == "cancel":
+            services.cancel_referral(sender, referral, demo.text, now=at)
+        elif action == "expire":
+            # Only this one: the overdue demo referral stays sent until a view or cron.
+            due = referral.response_due_at
+            services.transition(referral, Action.EXPIRE, None, now=due, changes={"closed_at": due})
+
+
+def _demo_transfer(case, users: dict[str, User]) -> None:
+    """Ask to move an NGO case to the shelter, approved by the NGO's supervisor: it waits
+    for the shelter's supervisor to accept it."""
+    from casework import supervision
+
+    supervisor = db.session.scalar(select(User).where(User.email == "supervisor@ngo.demo"))
+    shelter = users["shelter"].agency
+    request = supervision.request_transfer(
+        case, users["ngo"], shelter, "She will live at the shelter for months; it should lead."
+    )
+    supervision.approve_transfer(request, supervisor)
 
 
 # Bulk generation -----------------------------------------------------------------------

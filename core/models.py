@@ -6,7 +6,16 @@ import enum
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.crypto import DataKey, EncryptedField
@@ -125,6 +134,8 @@ class User(db.Model):
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
     language: Mapped[str] = mapped_column(String(5), default="en")
+    # Notification e-mails (reference and link only); the user may turn them off.
+    notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     data_key_id: Mapped[str | None] = mapped_column(ForeignKey("data_keys.id"))
     totp_secret = EncryptedField()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, current_app, g, request, url_for
 from flask_babel import lazy_gettext as _l
@@ -27,6 +29,30 @@ NAVIGATION = [
         _l("Your agency's cases"),
     ),
     NavigationEntry(
+        "referrals.index",
+        _l("Referrals"),
+        frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.COORDINATOR}),
+        _l("Referrals your agency received and sent"),
+    ),
+    NavigationEntry(
+        "supervision.index",
+        _l("Supervision"),
+        frozenset({Role.SUPERVISOR}),
+        _l("Pending requests, break-the-glass reads and incoming transfers"),
+    ),
+    NavigationEntry(
+        "directory.index",
+        _l("Service directory"),
+        frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.COORDINATOR, Role.ADMIN}),
+        _l("Which agency offers what, where, and free places"),
+    ),
+    NavigationEntry(
+        "decisions.index",
+        _l("Status decisions"),
+        frozenset({Role.COORDINATOR}),
+        _l("Cases waiting for the formal decision on victim status"),
+    ),
+    NavigationEntry(
         "duplicates.index",
         _l("Possible duplicates"),
         frozenset({Role.COORDINATOR}),
@@ -37,6 +63,12 @@ NAVIGATION = [
     ),
     NavigationEntry(
         "admin.users", _l("Users"), frozenset({Role.ADMIN}), _l("Accounts, roles and two-factor")
+    ),
+    NavigationEntry(
+        "supervision.erasure_requests",
+        _l("Erasure requests"),
+        frozenset({Role.ADMIN}),
+        _l("Confirm or reject requests to erase a case's personal data"),
     ),
     NavigationEntry(
         "reference.index",
@@ -50,7 +82,23 @@ NAVIGATION = [
         frozenset({Role.AUDITOR}),
         _l("Who did what, and whether the chain is intact"),
     ),
+    NavigationEntry(
+        "notifications.index",
+        _l("Notifications"),
+        frozenset(Role),
+        _l("New referrals, answers and deadlines that concern you"),
+    ),
 ]
+
+
+# Endpoint -> function(user) -> a number shown beside the entry (areas register their own,
+# so core imports no blueprint). Keep each one a cheap, indexed count.
+NAVIGATION_COUNTS: dict[str, Callable[[Any], int]] = {}
+
+
+def register_navigation_count(endpoint: str, count: Callable[[Any], int]) -> None:
+    """Show ``count(user)`` beside the navigation entry of ``endpoint`` when it is not 0."""
+    NAVIGATION_COUNTS[endpoint] = count
 
 
 def navigation_for(user) -> list[dict]:
@@ -67,9 +115,15 @@ def navigation_for(user) -> list[dict]:
                 "label": entry.label,
                 "description": entry.description,
                 "active": request.endpoint == entry.endpoint,
+                "count": _count(entry.endpoint, user),
             }
         )
     return items
+
+
+def _count(endpoint: str, user) -> int | None:
+    count = NAVIGATION_COUNTS.get(endpoint)
+    return count(user) if count is not None else None
 
 
 def init_app(app: Flask) -> None:

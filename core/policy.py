@@ -8,8 +8,9 @@ one table, so the policy can be asked generically and tested as a matrix.
 
 Layering exception: ``core`` never imports a blueprint, but the case rules need
 ``casework.models.Case``. Splitting the policy per blueprint would scatter the rules the
-whole system depends on, so the case functions import ``casework.models`` lazily, inside
-the function body. This is the one sanctioned exception; nothing else in ``core`` does it.
+whole system depends on, so the case functions import ``casework.models`` (and the referral
+functions ``referrals``) lazily, inside the function body. This is the one sanctioned
+exception; nothing else in ``core`` does it.
 
 Separation of duties: a user holding ``admin`` never gets any case access, whatever other
 roles they hold (DESIGN: admin "never reads case personal data"). An admin manages
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import abort
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, exists, false, or_, select
+from sqlalchemy import Select, and_, exists, false, or_, select
+from sqlalchemy.orm import joinedload
 
 from core.db import db, utcnow
 from core.models import Agency, Role, User
@@ -82,12 +84,44 @@ def _is_open(case: Case) -> bool:
 
 
 def _shared_with_nrm(user: Any, case: Case) -> bool:
-    """Return whether the case is shared with the national coordinator through a referral.
+    """Return whether the case is shared with the user's agency for the status decision: a
+    ``status_decision`` referral to it is accepted or in progress.
 
-    Hook for the referral issue: until referrals exist nothing is shared, so coordinators
-    see no case. Keep this in step with the coordinator branch of ``visible_cases``.
+    What the coordinator then reads of the case is the referral's shared sections only
+    (``referral_sections``), never the whole file (``can_read_case_file``). Keep this in
+    step with ``_nrm_share_condition``, the coordinator branch of ``visible_cases``.
     """
-    return False
+    from referrals.models import Referral  # lazy: see the module docstring
+
+    if case is None:
+        return False
+    return (
+        db.session.scalar(
+            select(Referral.id).where(Referral.case_id == case.id, _nrm_referral_condition(user))
+        )
+        is not None
+    )
+
+
+def _nrm_referral_condition(user: Any) -> Any:
+    """Return the SQL condition of a status-decision referral the coordinator works now."""
+    from casework.casefile import ServiceType  # lazy: see the module docstring
+    from referrals.models import Referral
+    from referrals.workflow import SHARING_STATES
+
+    return (
+        (Referral.receiving_agency_id == user.agency_id)
+        & (Referral.service_type == ServiceType.STATUS_DECISION.value)
+        & Referral.state.in_([state.value for state in SHARING_STATES])
+    )
+
+
+def _nrm_share_condition(user: Any) -> Any:
+    """Return the SQL condition of the cases shared with the user's agency for the decision."""
+    from casework.models import Case  # lazy: see the module docstring
+    from referrals.models import Referral
+
+    return exists().where(Referral.case_id == Case.id, _nrm_referral_condition(user))
 
 
 # Cases ----------------------------------------------------------------------------------
@@ -112,9 +146,9 @@ def _restriction_allows(user: Any, case: Case, *, reading: bool) -> bool:
     A restricted case is open to its assigned user and, for reading only, to a supervisor
     holding an unexpired break-the-glass grant. Keep in step with ``visible_cases``.
     """
-    from casework.supervision import CaseRestriction, active_grant  # lazy: see docstring
+    from casework.supervision import active_grant  # lazy: see docstring
 
-    if db.session.get(CaseRestriction, case.id) is None:
+    if case.restriction is None:
         return True
     if case.assigned_user_id == user.id:
         return True
@@ -126,6 +160,15 @@ def can_view_case(user: Any, case: Case) -> bool:
     if _works_cases(user) and _owns(user, case):
         return _restriction_allows(user, case, reading=True)
     return _is_coordinator(user) and _shared_with_nrm(user, case)
+
+
+def can_read_case_file(user: Any, case: Case) -> bool:
+    """Return whether the user may read the whole case file: notes, services, documents,
+    every intake field. The own agency's case staff only; a coordinator who may see the
+    case reads just the sections a status-decision referral shares."""
+    return (
+        _works_cases(user) and _owns(user, case) and _restriction_allows(user, case, reading=True)
+    )
 
 
 def can_edit_case(user: Any, case: Case) -> bool:
@@ -159,6 +202,32 @@ def can_supervise_case(user: Any, case: Case) -> bool:
     Supervision pages show no personal data, so this holds for restricted cases too.
     """
     return _works_cases(user) and user.has_role(Role.SUPERVISOR) and _owns(user, case)
+
+
+def can_edit_case_note(user: Any, note: Any) -> bool:
+    """Return whether the user may correct a note: its author or a supervisor, while the
+    case may be changed."""
+    return can_edit_case(user, note.case) and (
+        note.author_user_id == user.id or user.has_role(Role.SUPERVISOR)
+    )
+
+
+def can_oversee_requests(user: Any) -> bool:
+    """Return whether the user has the overview of the own agency's pending requests,
+    break-the-glass reads and incoming transfers (a supervisor)."""
+    return _works_cases(user) and user.has_role(Role.SUPERVISOR)
+
+
+def can_accept_transfer(user: Any, request: Any) -> bool:
+    """Return whether the user may accept or decline a transfer: a supervisor of the
+    receiving agency, once the sending agency's supervisor approved it."""
+    from casework.supervision import TransferStatus  # lazy: see the module docstring
+
+    return (
+        can_oversee_requests(user)
+        and request.to_agency_id == user.agency_id
+        and request.status == TransferStatus.APPROVED
+    )
 
 
 def can_resolve_duplicates(user: Any) -> bool:
@@ -213,21 +282,49 @@ class Rule:
     needs_object: bool
 
 
+# Notifications ----------------------------------------------------------------------------
+
+
+def can_view_notification(user: Any, notification: Any) -> bool:
+    """Return whether the notification is the user's own (and, if sent to an agency, the
+    user still works there). A notification never grants access to what it links to."""
+    if not _is_active(user) or notification is None or notification.user_id != user.id:
+        return False
+    return notification.agency_id is None or notification.agency_id == user.agency_id
+
+
+def visible_notifications(user: Any) -> Select:
+    """Return a select of the user's own notifications; keep in step with the question."""
+    from core.notifications import Notification  # core module, imported late: no cycle
+
+    if not _is_active(user):
+        return select(Notification).where(false())
+    return select(Notification).where(
+        Notification.user_id == user.id,
+        or_(Notification.agency_id.is_(None), Notification.agency_id == user.agency_id),
+    )
+
+
 RULES: dict[str, Rule] = {
     "create_case": Rule(can_create_case, needs_object=False),
     "list_cases": Rule(can_list_cases, needs_object=False),
     "view_case": Rule(can_view_case, needs_object=True),
+    "read_case_file": Rule(can_read_case_file, needs_object=True),
     "edit_case": Rule(can_edit_case, needs_object=True),
     "assign_case": Rule(can_assign_case, needs_object=True),
     "break_glass": Rule(can_break_glass, needs_object=True),
     "resolve_duplicates": Rule(can_resolve_duplicates, needs_object=False),
     "supervise_case": Rule(can_supervise_case, needs_object=True),
+    "edit_case_note": Rule(can_edit_case_note, needs_object=True),
+    "oversee_requests": Rule(can_oversee_requests, needs_object=False),
+    "accept_transfer": Rule(can_accept_transfer, needs_object=True),
     "confirm_erasure": Rule(can_confirm_erasure, needs_object=False),
     "manage_agencies": Rule(can_manage_agencies, needs_object=False),
     "manage_users": Rule(can_manage_users, needs_object=False),
     "manage_reference_lists": Rule(can_manage_reference_lists, needs_object=False),
     "view_audit_log": Rule(can_view_audit_log, needs_object=False),
     "view_statistics": Rule(can_view_statistics, needs_object=False),
+    "view_notification": Rule(can_view_notification, needs_object=True),
 }
 
 
@@ -256,13 +353,14 @@ def visible_cases(user: Any) -> Select:
 
     Caseworkers and supervisors: the own agency's cases, except restricted ones they are
     neither assigned to nor hold a break-the-glass grant for. Coordinators: the cases
-    shared with the national coordinator through referrals (added by the referral issue;
-    nothing until then). Admins, analysts and auditors: never any case.
+    shared with the national coordinator through a status-decision referral while it is
+    accepted or in progress. Admins, analysts and auditors: never any case.
     """
     from casework.models import Case  # lazy: see the module docstring
     from casework.supervision import BreakGlassGrant, CaseRestriction
 
     query = select(Case)
+    visible = []
     if _works_cases(user):
         allowed = [
             ~exists().where(CaseRestriction.case_id == Case.id),
@@ -276,9 +374,11 @@ def visible_cases(user: Any) -> Select:
                     BreakGlassGrant.expires_at > utcnow(),
                 )
             )
-        return query.where(Case.owner_agency_id == user.agency_id, or_(*allowed))
-    # Referral hook: OR the coordinator's share condition in here when referrals land.
-    return query.where(false())
+        visible.append(and_(Case.owner_agency_id == user.agency_id, or_(*allowed)))
+    if _is_coordinator(user):
+        # Keep in step with ``_shared_with_nrm``.
+        visible.append(_nrm_share_condition(user))
+    return query.where(or_(*visible)) if visible else query.where(false())
 
 
 def supervised_cases(user: Any) -> Select:
@@ -292,6 +392,22 @@ def supervised_cases(user: Any) -> Select:
     if _works_cases(user) and user.has_role(Role.SUPERVISOR):
         return select(Case).where(Case.owner_agency_id == user.agency_id)
     return visible_cases(user)
+
+
+def visible_incoming_transfers(user: Any) -> Select:
+    """Return a select of the approved transfers waiting for the user's agency to answer.
+
+    Supervisors of the receiving agency only; everyone else: nothing.
+    """
+    from casework.supervision import TransferRequest, TransferStatus  # lazy: see docstring
+
+    query = select(TransferRequest)
+    if not can_oversee_requests(user):
+        return query.where(false())
+    return query.where(
+        TransferRequest.to_agency_id == user.agency_id,
+        TransferRequest.status == TransferStatus.APPROVED.value,
+    )
 
 
 def visible_users(user: Any) -> Select[tuple[User]]:
@@ -348,19 +464,28 @@ def get_visible_or_404(scope: Select, object_id: Any):
     return found
 
 
-def case_or_404(user: Any, case_id: Any) -> Case:
+def case_or_404(user: Any, case_id: Any, *, whole_file: bool = True) -> Case:
     """Load a case the user may see, or abort with 404.
+
+    By default only for a user who reads the whole case file (``can_read_case_file``): the
+    case file's pages show every section. A page that shows only what the user may see of
+    the case passes ``whole_file=False`` (the national coordinator's shared sections).
 
     A refused attempt on a case that exists is audited as denied (DESIGN: denied attempts
     are logged, not only reads); the answer stays a plain 404 either way.
     """
     from werkzeug.exceptions import NotFound
 
-    try:
-        return get_visible_or_404(visible_cases(user), case_id)
-    except NotFound:
-        from casework.models import Case
+    from casework.models import Case  # lazy: see the module docstring
 
+    # The policy reads the restriction on every check: load it with the case.
+    scope = visible_cases(user).options(joinedload(Case.restriction))
+    try:
+        case = get_visible_or_404(scope, case_id)
+        if whole_file and not can_read_case_file(user, case):
+            abort(404)
+        return case
+    except NotFound:
         if _is_uuid(case_id) and db.session.get(Case, str(case_id)) is not None:
             from core.audit import record_denied
 
@@ -403,3 +528,363 @@ def role_problems(roles: set[Role] | frozenset[Role], agency: Agency) -> list:
             _l("Only users of the national coordinator agency may have the coordinator role.")
         )
     return problems
+
+
+# Referrals --------------------------------------------------------------------------------
+# Who may act follows ``referrals.workflow.TRANSITIONS``: an action is allowed when the table
+# has it from the referral's state and the user is on the side the table names. The sending
+# side is the sending agency's case staff who may read the case; the receiving side is the
+# receiving agency's case staff (and coordinators, when it is the national coordinator),
+# once the referral was sent. Everyone else gets a 404. ``referrals`` is imported lazily,
+# like ``casework`` (see the module docstring).
+
+
+def _works_referrals(user: Any) -> bool:
+    """Return whether the user may work the referrals the own agency receives."""
+    return _works_cases(user) or _is_coordinator(user)
+
+
+def _is_referral_sender(user: Any, referral: Any) -> bool:
+    return (
+        _works_cases(user)
+        and referral.sending_agency_id == user.agency_id
+        and can_view_case(user, referral.case)
+    )
+
+
+def _is_referral_receiver(user: Any, referral: Any) -> bool:
+    from referrals.workflow import State  # lazy: see the module docstring
+
+    return (
+        _works_referrals(user)
+        and referral.receiving_agency_id == user.agency_id
+        and referral.state != State.DRAFT.value
+    )
+
+
+def _may_act_on_referral(user: Any, referral: Any, action: str) -> bool:
+    """Return whether the table allows the action from the referral's state to the user."""
+    from referrals.workflow import TRANSITIONS, Action, Side, State
+
+    move = TRANSITIONS.get((State(referral.state), Action(action)))
+    if move is None or referral.case.is_erased:
+        return False
+    if move.actor is Side.SENDER:
+        if action == Action.SEND and not can_create_referral(user, referral.case):
+            return False
+        return _is_referral_sender(user, referral)
+    if move.actor is Side.RECEIVER:
+        if action == Action.COMPLETE and _is_status_decision(referral):
+            # Completed only by recording the decision (``can_record_status_decision``).
+            return False
+        return _is_referral_receiver(user, referral)
+    return False  # Haven's own moves (expiry, consent withdrawn) are nobody's button
+
+
+def can_list_referrals(user: Any) -> bool:
+    """Return whether the user has referral inbox and outbox pages (the own agency's)."""
+    return _works_referrals(user)
+
+
+def can_create_referral(user: Any, case: Case) -> bool:
+    """Return whether the user may refer the case: one they may edit, opened, not a draft."""
+    from casework.models import CaseStatus  # lazy: see the module docstring
+
+    return can_edit_case(user, case) and case.status == CaseStatus.OPEN.value
+
+
+def can_view_referral(user: Any, referral: Any) -> bool:
+    """Return whether the user may open the referral: its sender or its receiver."""
+    return _is_referral_sender(user, referral) or _is_referral_receiver(user, referral)
+
+
+def can_read_referral_reason(user: Any, referral: Any) -> bool:
+    """Return whether the user may read the sender's texts (reason, exception note).
+
+    The sender always; the receiver while the referral waits or is worked on, not after.
+    """
+    from referrals.workflow import OPEN_STATES, State
+
+    if referral.case.is_erased:
+        return False
+    if _is_referral_sender(user, referral):
+        return True
+    return _is_referral_receiver(user, referral) and State(referral.state) in OPEN_STATES
+
+
+def can_send_referral(user: Any, referral: Any) -> bool:
+    """Return whether the user may send the draft (the sender, the case still open)."""
+    return _may_act_on_referral(user, referral, "send")
+
+
+def can_accept_referral(user: Any, referral: Any) -> bool:
+    return _may_act_on_referral(user, referral, "accept")
+
+
+def can_decline_referral(user: Any, referral: Any) -> bool:
+    return _may_act_on_referral(user, referral, "decline")
+
+
+def can_start_referral(user: Any, referral: Any) -> bool:
+    return _may_act_on_referral(user, referral, "start")
+
+
+def can_complete_referral(user: Any, referral: Any) -> bool:
+    return _may_act_on_referral(user, referral, "complete")
+
+
+def can_cancel_referral(user: Any, referral: Any) -> bool:
+    return _may_act_on_referral(user, referral, "cancel")
+
+
+def can_rerefer_referral(user: Any, referral: Any) -> bool:
+    """Return whether the user may refer the person elsewhere after a decline or expiry."""
+    from referrals.workflow import REREFERABLE_STATES, State
+
+    return (
+        State(referral.state) in REREFERABLE_STATES
+        and _is_referral_sender(user, referral)
+        and can_create_referral(user, referral.case)
+    )
+
+
+def can_add_referral_note(user: Any, referral: Any) -> bool:
+    """Return whether the user may write a service note: the receiver, while it works it."""
+    from referrals.workflow import SHARING_STATES, State
+
+    return (
+        not referral.case.is_erased
+        and _is_referral_receiver(user, referral)
+        and State(referral.state) in SHARING_STATES
+    )
+
+
+def referral_actions(user: Any, referral: Any) -> list:
+    """Return the workflow actions the user may take on the referral, in table order."""
+    from referrals.workflow import actions_from
+
+    return [
+        action
+        for action in actions_from(referral.state)
+        if f"{action.value}_referral" in RULES and may(user, f"{action.value}_referral", referral)
+    ]
+
+
+def referral_sections(user: Any, referral: Any) -> list:
+    """Return the case sections the user sees through this referral.
+
+    The receiver sees exactly the shared sections, only while the referral is accepted or in
+    progress; the sender reads the case itself, not through the referral: nothing here.
+    """
+    from referrals.workflow import SHARING_STATES, State
+
+    if referral.case.is_erased or State(referral.state) not in SHARING_STATES:
+        return []
+    if not _is_referral_receiver(user, referral):
+        return []
+    return referral.sections
+
+
+def shared_case_sections(user: Any, case: Case) -> frozenset[str]:
+    """Return the section codes of the case the user's agency sees through its referrals."""
+    from referrals.models import Referral
+    from referrals.workflow import SHARING_STATES
+
+    if not _works_referrals(user) or case.is_erased:
+        return frozenset()
+    rows = db.session.scalars(
+        select(Referral.section_codes).where(
+            Referral.case_id == case.id,
+            Referral.receiving_agency_id == user.agency_id,
+            Referral.state.in_([state.value for state in SHARING_STATES]),
+        )
+    )
+    return frozenset(code for row in rows for code in row.split(",") if code)
+
+
+def _sent_condition(user: Any) -> Any:
+    from casework.models import Case
+    from referrals.models import Referral
+
+    if not _works_cases(user):
+        return false()
+    readable = visible_cases(user).with_only_columns(Case.id)
+    return (Referral.sending_agency_id == user.agency_id) & Referral.case_id.in_(readable)
+
+
+def _received_condition(user: Any) -> Any:
+    from referrals.models import Referral
+    from referrals.workflow import State
+
+    if not _works_referrals(user):
+        return false()
+    return (Referral.receiving_agency_id == user.agency_id) & (Referral.state != State.DRAFT.value)
+
+
+def visible_referrals_sent(user: Any) -> Select:
+    """Return a select of the referrals the user's agency sent, of cases the user may read."""
+    from referrals.models import Referral
+
+    return select(Referral).where(_sent_condition(user))
+
+
+def visible_referrals_received(user: Any) -> Select:
+    """Return a select of the referrals sent to the user's agency (drafts never)."""
+    from referrals.models import Referral
+
+    return select(Referral).where(_received_condition(user))
+
+
+def visible_referrals(user: Any) -> Select:
+    """Return a select of every referral the user may open, sent or received."""
+    from referrals.models import Referral
+
+    return select(Referral).where(or_(_sent_condition(user), _received_condition(user)))
+
+
+def visible_referral_notes(user: Any, referral: Any) -> Select:
+    """Return a select of the referral's service notes the user may read.
+
+    The receiver reads its own agency's notes; the sender only those shared with it.
+    """
+    from referrals.models import ReferralNote
+
+    query = select(ReferralNote).where(ReferralNote.referral_id == referral.id)
+    if referral.case.is_erased:
+        return query.where(false())
+    if _is_referral_receiver(user, referral):
+        return query.where(ReferralNote.agency_id == user.agency_id)
+    if _is_referral_sender(user, referral):
+        return query.where(ReferralNote.shared_with_sender.is_(True))
+    return query.where(false())
+
+
+def referral_or_404(user: Any, referral_id: Any) -> Any:
+    """Load a referral the user may open, or abort with 404 (auditing a refused one)."""
+    from werkzeug.exceptions import NotFound
+
+    try:
+        return get_visible_or_404(visible_referrals(user), referral_id)
+    except NotFound:
+        from referrals.models import Referral
+
+        if _is_uuid(referral_id) and db.session.get(Referral, str(referral_id)) is not None:
+            from core.audit import record_denied
+
+            record_denied("referral.view_denied", object_type="referral", object_id=referral_id)
+        raise
+
+
+RULES.update(
+    {
+        "list_referrals": Rule(can_list_referrals, needs_object=False),
+        "create_referral": Rule(can_create_referral, needs_object=True),
+        "view_referral": Rule(can_view_referral, needs_object=True),
+        "read_referral_reason": Rule(can_read_referral_reason, needs_object=True),
+        "send_referral": Rule(can_send_referral, needs_object=True),
+        "accept_referral": Rule(can_accept_referral, needs_object=True),
+        "decline_referral": Rule(can_decline_referral, needs_object=True),
+        "start_referral": Rule(can_start_referral, needs_object=True),
+        "complete_referral": Rule(can_complete_referral, needs_object=True),
+        "cancel_referral": Rule(can_cancel_referral, needs_object=True),
+        "rerefer_referral": Rule(can_rerefer_referral, needs_object=True),
+        "add_referral_note": Rule(can_add_referral_note, needs_object=True),
+    }
+)
+
+
+# The national coordinator's status decision ----------------------------------------------
+# A ``status_decision`` referral to the national coordinator requests the formal decision on
+# the person's victim status (DESIGN). The coordinator works it like any receiver (accept,
+# see the shared sections while it is accepted or in progress) and completes it only by
+# recording the decision.
+
+
+def _is_status_decision(referral: Any) -> bool:
+    from casework.casefile import ServiceType  # lazy: see the module docstring
+
+    return referral.service_type == ServiceType.STATUS_DECISION.value
+
+
+def can_list_status_decisions(user: Any) -> bool:
+    """Return whether the user has the list of cases waiting for the status decision."""
+    return _is_coordinator(user)
+
+
+def can_record_status_decision(user: Any, referral: Any) -> bool:
+    """Return whether the user may record the decision a status-decision referral asks for:
+    a coordinator of the receiving agency, while the referral is accepted or in progress and
+    the case is open."""
+    from referrals.workflow import SHARING_STATES, State  # lazy: see the module docstring
+
+    return (
+        _is_coordinator(user)
+        and _is_status_decision(referral)
+        and _is_referral_receiver(user, referral)
+        and State(referral.state) in SHARING_STATES
+        and not referral.case.is_erased
+        and _is_open(referral.case)
+    )
+
+
+def visible_status_decision_referrals(user: Any) -> Select:
+    """Return a select of the status-decision referrals sent to the coordinator's agency."""
+    from casework.casefile import ServiceType  # lazy: see the module docstring
+    from referrals.models import Referral
+
+    if not _is_coordinator(user):
+        return select(Referral).where(false())
+    return select(Referral).where(
+        _received_condition(user), Referral.service_type == ServiceType.STATUS_DECISION.value
+    )
+
+
+RULES.update(
+    {
+        "list_status_decisions": Rule(can_list_status_decisions, needs_object=False),
+        "record_status_decision": Rule(can_record_status_decision, needs_object=True),
+    }
+)
+
+
+# Service directory ------------------------------------------------------------------------
+# What agencies offer, where, to whom and with how many free places: no personal data. The
+# directory's queries live in ``referrals.directory``; these functions read only plain
+# attributes (``agency.id``, ``service.agency_id``), so core imports nothing from there.
+
+
+def can_view_directory(user: Any) -> bool:
+    """Return whether the user may search the service directory: the people who refer
+    (caseworkers, supervisors, the national coordinator) and the admins who keep it."""
+    return _works_cases(user) or _is_coordinator(user) or _holds(user, Role.ADMIN)
+
+
+def can_manage_agency_services(user: Any, agency: Agency) -> bool:
+    """Return whether the user may add, edit and deactivate the agency's services: an
+    admin for any agency, a supervisor for the own agency."""
+    if agency is None:
+        return False
+    if _holds(user, Role.ADMIN):
+        return True
+    return _works_cases(user) and user.has_role(Role.SUPERVISOR) and agency.id == user.agency_id
+
+
+def can_update_capacity(user: Any, service: Any) -> bool:
+    """Return whether the user may report the service's free places: a supervisor of the
+    agency offering it (the figure is the agency's own, live, operational knowledge)."""
+    return (
+        service is not None
+        and _works_cases(user)
+        and user.has_role(Role.SUPERVISOR)
+        and service.agency_id == user.agency_id
+    )
+
+
+# Registered here rather than in the table above: the functions are defined after it.
+RULES.update(
+    {
+        "view_directory": Rule(can_view_directory, needs_object=False),
+        "manage_agency_services": Rule(can_manage_agency_services, needs_object=True),
+        "update_capacity": Rule(can_update_capacity, needs_object=True),
+    }
+)

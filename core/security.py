@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -39,7 +39,11 @@ ERROR_MESSAGES = {
     403: _l("Your role does not allow this action. Ask your supervisor if you need it."),
     404: _l("The page does not exist or you do not have access to it."),
     405: _l("Please use the buttons and links in Haven."),
-    413: _l("Files can be at most 20 MB. Please choose a smaller file."),
+    413: _l(
+        "Attachments can be at most %(size)s MB, and this upload was larger than Haven "
+        "accepts, so nothing was saved. Go back to the form (your browser keeps what you "
+        "typed) and choose a smaller file."
+    ),
     429: _l("Please wait a few minutes before trying again."),
     500: _l("The error has been recorded. Please try again; nothing you saved was lost."),
 }
@@ -72,15 +76,33 @@ def init_app(app: Flask) -> None:
         return response
 
     def render_error(status: int):
+        message = ERROR_MESSAGES.get(status, ERROR_MESSAGES[500])
+        back_url = None
+        if status == 413:
+            megabytes = int(current_app.config["HAVEN_ATTACHMENT_MAX_BYTES"]) // (1024 * 1024)
+            message = ERROR_MESSAGES[413] % {"size": megabytes}
+            back_url = _form_url()
         return (
             render_template(
                 "errors/error.html",
                 status=status,
                 title=ERROR_TITLES.get(status, ERROR_TITLES[500]),
-                message=ERROR_MESSAGES.get(status, ERROR_MESSAGES[500]),
+                message=message,
+                back_url=back_url,
             ),
             status,
         )
+
+    def _form_url() -> str | None:
+        """Return the address of the form a too-large POST came from, when it has a page.
+
+        Referrer-Policy is no-referrer, so the form's own address (GET on the same path)
+        is the way back; the browser's Back button keeps what was typed.
+        """
+        rule = request.url_rule
+        if rule is None or "GET" not in (rule.methods or ()):
+            return None
+        return request.path
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):

@@ -26,10 +26,7 @@ def get_engine_url():
 
 
 # Every model module is imported so autogenerate sees the whole schema.
-import casework.all_models  # noqa: E402,F401
-import core.audit  # noqa: E402
-import core.crypto  # noqa: E402
-import core.models  # noqa: E402,F401
+import referrals.all_models  # noqa: E402,F401
 
 # add your model's MetaData object here
 # for 'autogenerate' support

@@ -8,6 +8,13 @@ document.addEventListener("change", (event) => {
   if (target instanceof HTMLSelectElement && target.hasAttribute("data-autosubmit")) {
     target.form.requestSubmit();
   }
+  // A list that belongs to a radio choice ("another agency"): picking from it picks the radio.
+  if (target instanceof HTMLSelectElement && target.dataset.checks && target.value) {
+    const radio = document.getElementById(target.dataset.checks);
+    if (radio) {
+      radio.checked = true;
+    }
+  }
 });
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -66,7 +66,7 @@ def test_a_supervisor_assigns_the_case_to_a_colleague(page: Page, live_server, t
     sign_in(page, live_server, team["sabina"])
     case_url = f"{live_server}/cases/{team['case_id']}"
     page.goto(case_url)
-    page.get_by_role("link", name=re.compile("supervision", re.I)).click()
+    page.get_by_role("main").get_by_role("link", name=re.compile("supervision", re.I)).click()
     expect(page).to_have_url(f"{case_url}/supervision")
     lead = page.locator("p.lead")
     expect(lead).to_contain_text("Leyla Hüseynova")

@@ -8,6 +8,8 @@ import zipfile
 
 import pytest
 from sqlalchemy import inspect, select, text
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from casework.casefile import Attachment
 from casework.casefile_services import sniff_file_type
@@ -167,3 +169,48 @@ def test_content_moved_to_another_cases_row_fails_to_decrypt(app, db, world):
     moved = db.session.get(Attachment, other_id_attachment)
     with pytest.raises(DecryptionError):
         _ = moved.content
+
+
+def upload_large(client, world, filename: str, content: bytes, **fields):
+    """Post a large multipart body built in memory.
+
+    The test client would spool a large body to a temporary file that it never closes (a
+    ResourceWarning, an error here); a browser streams it the same way this does.
+    """
+    values = {
+        "csrf_token": client.csrf_token(),
+        "file": FileStorage(io.BytesIO(content), filename=filename),
+        **fields,
+    }
+    boundary, body = encode_multipart(values)
+    return client.post(
+        f"/cases/{world['case_id']}/attachments",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+
+
+def test_a_file_just_over_20_megabytes_gets_the_form_error_not_the_413_page(app, db, world):
+    """Between the 20 MB attachment limit and the 21 MB request limit: a form error."""
+    world["alice"].language = "ru"
+    db.session.commit()
+    client = client_for(app, world["alice"])
+    big = PDF + b"0" * (20 * 1024 * 1024 + 512 * 1024)
+    response = upload_large(client, world, "big.pdf", big, description="Typed description")
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Размер файла не должен превышать 20 МБ." in page
+    assert 'value="Typed description"' in page
+    assert db.session.scalar(select(text("count(*)")).select_from(Attachment)) == 1
+
+
+def test_a_request_over_the_hard_limit_gets_the_413_page_with_a_way_back(app, db, world):
+    client = client_for(app, world["alice"])
+    huge = PDF + b"0" * (app.config["MAX_CONTENT_LENGTH"] + 1024)
+    response = upload_large(client, world, "huge.pdf", huge, description="Typed description")
+    assert response.status_code == 413
+    page = response.get_data(as_text=True)
+    assert "at most 20 MB" in page
+    assert "your browser keeps what you typed" in page
+    assert f'href="/cases/{world["case_id"]}/attachments"' in page
+    assert db.session.scalar(select(text("count(*)")).select_from(Attachment)) == 1

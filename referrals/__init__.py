@@ -1,0 +1,1 @@
+"""Referrals: the national referral workflow between agencies."""
