@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from flask_babel import get_timezone
 from flask_babel import lazy_gettext as _l
@@ -13,7 +13,6 @@ from wtforms import (
     IntegerField,
     RadioField,
     SelectField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -27,7 +26,6 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from casework.casefile import (
     Answer,
@@ -43,7 +41,8 @@ from casework.casefile import (
     ServiceType,
 )
 from casework.casefile_services import ConsentDecision
-from core.forms import HavenForm
+from casework.models import local_today
+from core.forms import CheckboxesField, HavenForm
 
 CONSENT_TEXT_VERSION = "2026-1"
 _MAX = _l("At most %(max)d characters.")
@@ -62,9 +61,6 @@ def _not_in_future(form, field) -> None:
         raise ValidationError(_l("The date cannot be in the future."))
 
 
-def _today() -> date:
-    return datetime.now(get_timezone()).date()
-
 
 def _date_field(label, *validators, default=None) -> DateField:
     return DateField(
@@ -79,11 +75,6 @@ def choices_of(enum_cls, *, blank=None) -> list[SelectChoice]:
     """Return an enum's values as WTForms choices, optionally after a blank one."""
     options = [SelectChoice("", blank)] if blank is not None else []
     return options + [SelectChoice(value, label) for value, label in enum_cls.choices()]
-
-
-class _CheckboxesField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 # Indicators --------------------------------------------------------------------------------
@@ -211,7 +202,7 @@ class RiskAssessmentForm(HavenForm):
 
 
 class NeedsAssessmentForm(HavenForm):
-    needs = _CheckboxesField(_l("Needs"), choices=choices_of(Need))
+    needs = CheckboxesField(_l("Needs"), choices=choices_of(Need))
     needs_notes = TextAreaField(
         _l("Notes"), filters=[_strip], validators=[Length(max=5000, message=_MAX)]
     )
@@ -229,7 +220,7 @@ class _ConsentFields(HavenForm):
         _l("Date"),
         DataRequired(message=_l("Please enter the date.")),
         _not_in_future,
-        default=_today,
+        default=local_today,
     )
     how_obtained = RadioField(
         _l("How it was obtained"),
@@ -348,7 +339,7 @@ class ServiceRecordForm(HavenForm):
         _l("Started on"),
         DataRequired(message=_l("Please enter the date.")),
         _not_in_future,
-        default=_today,
+        default=local_today,
     )
     ended_on = _date_field(_l("Ended on"), Optional(), _not_in_future)
     outcome = SelectField(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
-from flask_babel import get_timezone
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
@@ -12,7 +11,6 @@ from wtforms import (
     HiddenField,
     IntegerField,
     SelectField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -24,11 +22,11 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
-from wtforms.widgets import CheckboxInput, ListWidget
 
+from casework.models import local_today
 from casework.reference import choices_for
 from casework.services import CODE_LIST_FIELDS, CODED_FIELDS, PERSON_FIELDS
-from core.forms import HavenForm
+from core.forms import CheckboxesField, CodesField, HavenForm
 
 # Labels of the case fields, shared by the forms, the case page and the conflict page.
 FIELD_LABELS = {
@@ -76,15 +74,11 @@ def _strip(value):
     return value.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _today() -> date:
-    # "Today" where the caseworker is (Haven's configured time zone), not on the server.
-    return datetime.now(get_timezone()).date()
-
 
 def _not_in_future(form, field) -> None:
     if field.data is None:
         return
-    if field.data > _today():
+    if field.data > local_today():
         raise ValidationError(_l("The date cannot be in the future."))
     if field.data < EARLIEST_BIRTH_DATE:
         raise ValidationError(_l("Please enter a date after 1900."))
@@ -93,7 +87,7 @@ def _not_in_future(form, field) -> None:
 def _identified_in_range(form, field) -> None:
     if field.data is None:
         return
-    if field.data > _today():
+    if field.data > local_today():
         raise ValidationError(_l("The date cannot be in the future."))
     if field.data < EARLIEST_IDENTIFICATION_DATE:
         raise ValidationError(_l("Please enter a date after 2000."))
@@ -106,26 +100,6 @@ def _text(label, max_length: int, area: bool = False):
         filters=[_strip],
         validators=[Length(max=max_length, message=_l("At most %(max)d characters."))],
     )
-
-
-class CodesField(SelectMultipleField):
-    """A multiple choice of reference list codes.
-
-    Checks the choices itself: WTForms' own message goes through core.forms' ngettext
-    wrapper, which formats it before WTForms fills in the value (a KeyError).
-    """
-
-    def pre_validate(self, form) -> None:
-        offered = {str(choice[0]) for choice in self.choices or ()}
-        if any(value not in offered for value in self.data or ()):
-            raise ValidationError(_l("Please choose from the list."))
-
-
-class MultiCheckboxField(CodesField):
-    """A multiple choice shown as checkboxes, one per option."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class CaseForm(HavenForm):
@@ -184,12 +158,12 @@ class CaseForm(HavenForm):
         FIELD_LABELS["identification_circumstances"], 10000, area=True
     )
     # Exploitation
-    exploitation_form = MultiCheckboxField(FIELD_LABELS["exploitation_form"], choices=[])
+    exploitation_form = CheckboxesField(FIELD_LABELS["exploitation_form"], choices=[])
     origin_country = CodesField(FIELD_LABELS["origin_country"], choices=[])
     transit_country = CodesField(FIELD_LABELS["transit_country"], choices=[])
     destination_country = CodesField(FIELD_LABELS["destination_country"], choices=[])
     industry = SelectField(FIELD_LABELS["industry"], choices=[], default="")
-    means_of_control = MultiCheckboxField(FIELD_LABELS["means_of_control"], choices=[])
+    means_of_control = CheckboxesField(FIELD_LABELS["means_of_control"], choices=[])
     recruitment_type = SelectField(FIELD_LABELS["recruitment_type"], choices=[], default="")
     circumstances = _text(FIELD_LABELS["circumstances"], 10000, area=True)
     exploitation_narrative = _text(FIELD_LABELS["exploitation_narrative"], 10000, area=True)

@@ -8,14 +8,12 @@ from wtforms import (
     EmailField,
     PasswordField,
     SelectField,
-    SelectMultipleField,
     StringField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Regexp
-from wtforms.widgets import CheckboxInput, ListWidget
 
-from core.forms import HavenForm
+from core.forms import CheckboxesField, HavenForm
 from core.i18n import LANGUAGE_NAMES
 from core.models import AGENCY_TYPE_LABELS, ROLE_LABELS, Agency, AgencyType, Role
 from core.passwords import PasswordPolicy
@@ -50,13 +48,6 @@ def agency_choices(agencies: list[Agency], *, any_label: object = None) -> list[
     return choices
 
 
-class MultiCheckboxField(SelectMultipleField):
-    """A multiple choice shown as checkboxes, one per option."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-
 class AgencyForm(HavenForm):
     name = StringField(_l("Name"), filters=[strip], validators=[DataRequired(), Length(max=200)])
     type = SelectField(_l("Type"), choices=agency_type_choices(), validators=[InputRequired()])
@@ -77,7 +68,7 @@ class UserCreateForm(HavenForm):
         _l("Display name"), filters=[strip], validators=[DataRequired(), Length(max=200)]
     )
     agency = SelectField(_l("Agency"), coerce=int, validators=[InputRequired()])
-    roles = MultiCheckboxField(_l("Roles"), choices=role_choices())
+    roles = CheckboxesField(_l("Roles"), choices=role_choices())
     language = SelectField(_l("Language"), choices=language_choices(), default="en")
     # The policy checks length (and the maximum), the breached list and the e-mail name.
     password = PasswordField(_l("Initial password"), validators=[DataRequired(), PasswordPolicy()])
@@ -92,7 +83,7 @@ class UserEditForm(HavenForm):
         _l("Display name"), filters=[strip], validators=[DataRequired(), Length(max=200)]
     )
     agency = SelectField(_l("Agency"), coerce=int, validators=[InputRequired()])
-    roles = MultiCheckboxField(_l("Roles"), choices=role_choices())
+    roles = CheckboxesField(_l("Roles"), choices=role_choices())
     language = SelectField(_l("Language"), choices=language_choices())
 
 

@@ -1,9 +1,11 @@
 """Forms shared by every area, and the base class every Haven form derives from."""
 
 from flask_babel import get_translations
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectField
+from wtforms import HiddenField, SelectField, SelectMultipleField, ValidationError
 from wtforms.fields.choices import SelectChoice
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from core.i18n import LANGUAGE_NAMES
 
@@ -25,6 +27,29 @@ class _CatalogTranslations:
 
 
 CATALOG_TRANSLATIONS = _CatalogTranslations()
+
+
+class CodesField(SelectMultipleField):
+    """A multiple choice of coded values; only values offered in ``choices`` pass.
+
+    Checks the choices itself, with one translated message, instead of WTForms' message
+    that echoes the submitted values.
+    """
+
+    def pre_validate(self, form) -> None:
+        offered = {
+            str(choice.value if isinstance(choice, SelectChoice) else choice[0])
+            for choice in self.choices or ()
+        }
+        if any(value not in offered for value in self.data or ()):
+            raise ValidationError(_l("Please choose from the list."))
+
+
+class CheckboxesField(CodesField):
+    """A multiple choice shown as checkboxes, one per option (templates: ``render_field``)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
 
 
 class HavenForm(FlaskForm):

@@ -8,6 +8,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from casework.casefile_forms import choices_of
+from casework.models import local_today
 from referrals.decisions import REASON_MAX, DecisionOutcome, NegativeReason
 from referrals.forms import ReferralActionForm
 
@@ -26,6 +27,7 @@ class StatusDecisionForm(ReferralActionForm):
     )
     decided_on = DateField(
         _l("Date of the decision"),
+        default=local_today,
         validators=[InputRequired(message=_l("Give the date of the decision."))],
         invalid_value_message=_l("Please enter a real date, for example 2026-03-21."),
     )

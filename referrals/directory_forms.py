@@ -7,9 +7,8 @@ from wtforms import BooleanField, HiddenField, IntegerField, SelectField, String
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
 from casework.casefile import ServiceType
-from casework.forms import MultiCheckboxField
 from casework.reference import choices_for
-from core.forms import HavenForm
+from core.forms import CheckboxesField, HavenForm
 from referrals.directory import ELIGIBILITY_LABELS, MAX_PLACES, AgencyService, language_labels
 
 EXPIRED = _l("The form expired. Please open the page again.")
@@ -75,9 +74,9 @@ class AgencyServiceForm(HavenForm):
 
     service_type = SelectField(_l("Service"), validators=[InputRequired()])
     nationwide = BooleanField(_l("Offered nationwide"))
-    regions = MultiCheckboxField(_l("Regions served"), choices=[])
-    languages = MultiCheckboxField(_l("Languages"), choices=[])
-    accepts = MultiCheckboxField(_l("Accepts"), choices=[])
+    regions = CheckboxesField(_l("Regions served"), choices=[])
+    languages = CheckboxesField(_l("Languages"), choices=[])
+    accepts = CheckboxesField(_l("Accepts"), choices=[])
     contact_hours = StringField(
         _l("Contact hours"),
         filters=[_strip],

@@ -8,15 +8,13 @@ from wtforms import (
     HiddenField,
     RadioField,
     SelectField,
-    SelectMultipleField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from casework.casefile import ServiceType
-from core.forms import HavenForm
+from core.forms import CheckboxesField, HavenForm
 from referrals.models import (
     EXCEPTION_LABELS,
     URGENCY_LABELS,
@@ -34,11 +32,6 @@ CONSENT = "consent"
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
-
-
-class _CheckboxesField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 def _text(label, *, required: bool) -> TextAreaField:
@@ -86,7 +79,7 @@ class ReferralForm(HavenForm):
         validators=[DataRequired()],
     )
     reason = _text(_l("Why you refer the person"), required=True)
-    sections = _CheckboxesField(
+    sections = CheckboxesField(
         _l("Sections of the case file to share"),
         choices=[SelectChoice(value, label) for value, label in SharedSection.choices()],
     )

@@ -208,9 +208,13 @@ def _notify(
         if kind == "referral.cancelled":
             agencies.append(referral.receiving_agency)
     for agency in agencies:
-        notify(
-            agency=agency, roles=REFERRAL_ROLES, kind=kind, reference=reference, link=link, now=now
+        # The national coordinator's office works its referrals through its coordinators.
+        roles = (
+            (*REFERRAL_ROLES, Role.COORDINATOR)
+            if agency.is_national_coordinator
+            else REFERRAL_ROLES
         )
+        notify(agency=agency, roles=roles, kind=kind, reference=reference, link=link, now=now)
 
 
 def _record(
