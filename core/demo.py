@@ -154,12 +154,14 @@ class DemoSummary:
     cases: int = 0
     referrals: int = 0
     transfers: int = 0
+    status_decisions: int = 0
     skipped_users: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"{self.agencies} agencies, {self.users} users, {self.cases} cases,"
-            f" {self.referrals} referrals and {self.transfers} transfers created"
+            f" {self.referrals} referrals, {self.transfers} transfers and"
+            f" {self.status_decisions} status-decision requests created"
             f" (password {DEMO_PASSWORD!r}, TOTP secret {DEMO_TOTP_SECRET})"
         )
 
@@ -183,6 +185,7 @@ def load_demo_data(case_count: int = DEMO_CASE_COUNT) -> DemoSummary:
         people = synthetic_people(case_count, seed=DEMO_SEED, skip=existing)
         summary.cases = _open_cases(users, people)
     summary.referrals, summary.transfers = _ensure_referrals(users)
+    summary.status_decisions = _ensure_status_decisions(users)
     db.session.commit()
     return summary
 
@@ -368,7 +371,9 @@ class DemoReferral:
     """One demo referral: who refers to whom, for what, and how far it went.
 
     ``steps`` are the workflow actions after the draft, each with how many hours ago it
-    happened (the services take that moment as their clock); texts are invented.
+    happened (the services take that moment as their clock); texts are invented. A
+    ``decide`` step records the national coordinator's ``outcome`` (with ``reason_code``
+    and ``text`` as its reason), which completes the referral.
     """
 
     sender: str
@@ -381,6 +386,8 @@ class DemoReferral:
     steps: tuple[tuple[str, float], ...] = ()
     text: str | None = None
     note: str | None = None
+    outcome: str | None = None
+    reason_code: str | None = None
 
 
 # A referral in every state between the demo agencies, newest last.
@@ -482,6 +489,72 @@ DEMO_REFERRALS: tuple[DemoReferral, ...] = (
         (("send", 399), ("expire", 0)),
     ),
 )
+
+# Requests for the national coordinator's status decision, one at every step, so that the
+# coordinator's "Status decisions" page has rows and the cases' NRM statuses run from
+# presumed (every other case) through pending_decision to recognised and not_recognised.
+# Urgent, so the answer is due 24 hours after sending: the demo people were identified long
+# ago, which puts the country rule's deadline (from identification) in the past, and
+# ``referrals.decisions`` then counts from the sending.
+DEMO_STATUS_DECISIONS: tuple[DemoReferral, ...] = (
+    DemoReferral(
+        "ngo",
+        "nrm",
+        "status_decision",
+        "urgent",
+        ("identity", "exploitation", "assessments"),
+        "Recruited for hotel work abroad, passport taken, debt bondage; asks for the status.",
+        400,
+        (("send", 398), ("accept", 390), ("decide", 200)),
+        text="Deception, withheld documents and debt bondage are established by the interviews.",
+        outcome="recognised",
+    ),
+    DemoReferral(
+        "police",
+        "nrm",
+        "status_decision",
+        "urgent",
+        ("identity", "exploitation"),
+        "Found at a construction site during an inspection; the employer kept his wages.",
+        300,
+        (("send", 298), ("accept", 290), ("decide", 150)),
+        text="An unpaid-wages dispute; no recruitment by deception or control over movement.",
+        outcome="not_recognised",
+        reason_code="insufficient_indicators",
+    ),
+    # Accepted a day ago: past its 24 hours, still waiting for the decision.
+    DemoReferral(
+        "ngo",
+        "nrm",
+        "status_decision",
+        "urgent",
+        ("identity", "exploitation"),
+        "Presumed victim of forced labour in agriculture; wishes to stay for the proceedings.",
+        31,
+        (("send", 30), ("accept", 26)),
+    ),
+    DemoReferral(
+        "police",
+        "nrm",
+        "status_decision",
+        "urgent",
+        ("identity", "exploitation"),
+        "Witness in an investigation of sexual exploitation; indicators noted at the interview.",
+        7,
+        (("send", 6), ("accept", 4)),
+    ),
+    # Newest: in the coordinator's list, waiting to be accepted.
+    DemoReferral(
+        "police",
+        "nrm",
+        "status_decision",
+        "urgent",
+        ("identity", "exploitation"),
+        "Identified at the border with a forged work contract; needs the formal decision.",
+        3,
+        (("send", 2),),
+    ),
+)
 DEMO_CONSENT_VERSION = "demo-2026-1"
 
 
@@ -498,8 +571,12 @@ def _ensure_referrals(users: dict[str, User]) -> tuple[int, int]:
 
     senders = {demo.sender for demo in DEMO_REFERRALS}
     agency_ids = [users[key].agency_id for key in senders]
+    # Status-decision requests are a set of their own (_ensure_status_decisions).
     if db.session.scalar(
-        select(func.count(Referral.id)).where(Referral.sending_agency_id.in_(agency_ids))
+        select(func.count(Referral.id)).where(
+            Referral.sending_agency_id.in_(agency_ids),
+            Referral.service_type != _STATUS_DECISION,
+        )
     ):
         return 0, 0
     # Open adult cases of each referring agency, oldest reference first: each referral gets
@@ -526,9 +603,63 @@ def _ensure_referrals(users: dict[str, User]) -> tuple[int, int]:
     return len(DEMO_REFERRALS), 1
 
 
+_STATUS_DECISION = "status_decision"
+
+
+def _ensure_status_decisions(users: dict[str, User]) -> int:
+    """Create the demo requests for the coordinator's status decision, once; return how many.
+
+    Through the same services as the other demo referrals, plus ``record_status_decision``,
+    so the cases' NRM statuses, decisions, timeline, audit entries and notifications are the
+    UI's. Each request gets an open adult case of its sender with a presumed status and no
+    referral or transfer yet. Skipped when the demo agencies have asked the coordinator for a
+    decision before, or when there are not enough such cases; a database loaded before this
+    set existed gets it on its next load.
+    """
+    from casework.models import Case, CaseStatus, NrmStatus
+    from casework.supervision import TransferRequest
+    from referrals.models import Referral
+
+    coordinator = db.session.scalar(select(User).where(User.email == "coordinator@nrm.demo"))
+    if coordinator is None or not DEMO_STATUS_DECISIONS:
+        return 0
+    senders = {demo.sender for demo in DEMO_STATUS_DECISIONS}
+    if db.session.scalar(
+        select(func.count(Referral.id)).where(
+            Referral.sending_agency_id.in_([users[key].agency_id for key in senders]),
+            Referral.receiving_agency_id == coordinator.agency_id,
+            Referral.service_type == _STATUS_DECISION,
+        )
+    ):
+        return 0
+    cases: dict[str, list] = {}
+    for key in senders:
+        count = sum(demo.sender == key for demo in DEMO_STATUS_DECISIONS)
+        rows = db.session.scalars(
+            select(Case)
+            .where(
+                Case.owner_agency_id == users[key].agency_id,
+                Case.status == CaseStatus.OPEN.value,
+                Case.nrm_status == NrmStatus.PRESUMED.value,
+                Case.id.not_in(select(Referral.case_id)),
+                Case.id.not_in(select(TransferRequest.case_id)),
+            )
+            .order_by(Case.reference)
+        )
+        cases[key] = [case for case in rows if not case.is_minor][:count]
+        if len(cases[key]) < count:
+            return 0
+    parties = {**users, "nrm": coordinator}
+    now = utcnow()
+    for demo in DEMO_STATUS_DECISIONS:
+        _demo_referral(demo, cases[demo.sender].pop(0), parties, now)
+    return len(DEMO_STATUS_DECISIONS)
+
+
 def _demo_referral(demo: DemoReferral, case, users: dict[str, User], now: datetime) -> None:
     from casework.casefile_services import ConsentDecision, record_consent
     from referrals import services
+    from referrals.decisions import identification_day, record_status_decision
     from referrals.workflow import Action
 
     sender, receiver = users[demo.sender], users[demo.receiver]
@@ -564,6 +695,13 @@ def _demo_referral(demo: DemoReferral, case, users: dict[str, User], now: dateti
             services.complete_referral(receiver, referral, "service_provided", demo.text, now=at)
         elif action == "cancel":
             services.cancel_referral(sender, referral, demo.text, now=at)
+        elif action == "decide":
+            # The local day of that moment, and never before the person was identified.
+            zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+            decided_on = max(at.astimezone(zone).date(), identification_day(case))
+            record_status_decision(
+                receiver, referral, demo.outcome, decided_on, demo.reason_code, demo.text, now=at
+            )
         elif action == "expire":
             # Only this one: the overdue demo referral stays sent until a view or cron.
             due = referral.response_due_at

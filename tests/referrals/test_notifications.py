@@ -65,6 +65,14 @@ def test_sending_notifies_the_receiving_agencys_caseworkers_and_supervisors(db, 
     assert received(db, world) == expected(world, referral, "referral.received", "hana", "hugo")
 
 
+def test_a_status_decision_request_notifies_the_national_coordinator(db, world):
+    from tests.referrals.builders import sent
+
+    referral = sent(world, agency=world["nrm"], service_type="status_decision")
+    db.session.commit()
+    assert received(db, world) == expected(world, referral, "referral.received", "coordinator")
+
+
 def sent_ready(world, referral):
     from tests.referrals.builders import consent_to
 
