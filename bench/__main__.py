@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import audit_verify, demo_generation, web
+from bench import audit_verify, demo_generation, pdf, statistics, web
 
 BENCHMARKS = [
     ("audit verify over 1M entries", audit_verify.main),
     ("100k demo cases generated", demo_generation.main),
     ("case pages under load (100k cases, 1M audit entries)", web.main),
+    ("case-summary PDF, warm process", pdf.main),
+    ("statistics dashboard (100k and 1M cases)", statistics.main),
 ]
 
 

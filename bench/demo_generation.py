@@ -40,7 +40,7 @@ def make_app(database_url: str, work: Path):
 
 def generate(app, cases: int, batch_size: int) -> float:
     """Create the tables if missing, generate ``cases`` cases; return the seconds it took."""
-    import referrals.all_models  # noqa: F401  (every table exists)
+    import reports.all_models  # noqa: F401  (every table exists)
     from core.db import db
     from core.demo import generate_cases
 

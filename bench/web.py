@@ -281,7 +281,7 @@ class Fixture:
 def prepare(app, cases: int, audit_entries: int, *, fill: bool = True) -> Fixture:
     """Fill the database (unless reused) and return a signed-in caseworker's cookie and a case
     to view."""
-    import referrals.all_models  # noqa: F401
+    import reports.all_models  # noqa: F401
 
     if fill:
         _fill(app, cases, audit_entries)
@@ -307,7 +307,7 @@ def prepare(app, cases: int, audit_entries: int, *, fill: bool = True) -> Fixtur
 
 
 def _fill(app, cases: int, audit_entries: int) -> None:
-    import referrals.all_models  # noqa: F401
+    import reports.all_models  # noqa: F401
     from core.db import db
 
     elapsed = generate(app, cases, batch_size=1000)

@@ -1,6 +1,6 @@
 """Every model module of the casework area, imported so the metadata is complete.
 
-``referrals.all_models`` imports this module with the rest of Haven's models; a new model
+``reports.all_models`` imports this module with the rest of Haven's models; a new model
 module of the casework area is added to the import and to ``__all__``.
 """
 

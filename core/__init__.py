@@ -60,7 +60,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     import casework.reference_views
     import casework.supervision_views
     import casework.views
-    import referrals.all_models
+    import reports.all_models
 
     app.register_blueprint(casework.views.bp)
     app.register_blueprint(casework.casefile_views.bp)
@@ -80,6 +80,21 @@ def create_app(overrides: dict | None = None) -> Flask:
     import referrals.decision_views
 
     app.register_blueprint(referrals.decision_views.bp)
+
+    # PDF downloads (WeasyPrint is imported on the first render, not here).
+    import reports.pdf_views
+
+    app.register_blueprint(reports.pdf_views.bp)
+
+    # Anonymised exports for analysts and coordinators.
+    import reports.export_views
+
+    app.register_blueprint(reports.export_views.bp)
+
+    # The statistics dashboard (analysts and the national coordinator).
+    import reports.views
+
+    app.register_blueprint(reports.views.bp)
 
     from core.cli import register_cli
 

@@ -47,3 +47,6 @@ def register_cli(app: Flask) -> None:
     from referrals.cli import referrals_cli
 
     app.cli.add_command(referrals_cli)
+    from reports.statistics import cli as reports_cli
+
+    app.cli.add_command(reports_cli)

@@ -71,6 +71,8 @@ DEFAULTS: dict[str, object] = {
     # Country rule: a presumed victim is notified to the national coordinator within this
     # many hours of identification; the status-decision referral's deadline runs from then.
     "HAVEN_NRM_NOTIFICATION_HOURS": 24,
+    # Disclosure control (reports.disclosure): counts of 1 .. k-1 are shown as "<k".
+    "HAVEN_DISCLOSURE_K": 5,
 }
 
 # Environment variables read as strings and the config keys they set.
@@ -91,6 +93,7 @@ ENVIRONMENT_KEYS = {
     "HAVEN_PROXY_COUNT": "HAVEN_PROXY_COUNT",
     "HAVEN_REFERRAL_DEADLINE_HOURS": "HAVEN_REFERRAL_DEADLINE_HOURS",
     "HAVEN_NRM_NOTIFICATION_HOURS": "HAVEN_NRM_NOTIFICATION_HOURS",
+    "HAVEN_DISCLOSURE_K": "HAVEN_DISCLOSURE_K",
 }
 
 

@@ -83,6 +83,12 @@ NAVIGATION = [
         _l("Who did what, and whether the chain is intact"),
     ),
     NavigationEntry(
+        "statistics.index",
+        _l("Statistics"),
+        frozenset({Role.ANALYST, Role.COORDINATOR}),
+        _l("Counts over coded fields, protected against disclosure"),
+    ),
+    NavigationEntry(
         "notifications.index",
         _l("Notifications"),
         frozenset(Role),

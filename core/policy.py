@@ -888,3 +888,29 @@ RULES.update(
         "update_capacity": Rule(can_update_capacity, needs_object=True),
     }
 )
+
+
+# PDFs -------------------------------------------------------------------------------------
+# The case summary follows ``can_read_case_file`` (through ``case_or_404``); the audit
+# extract follows ``can_view_audit_log``. The referral form prints what the receiver was
+# shared, so it follows the referral page's rule for the shared sections.
+
+
+def can_download_referral_form(user: Any, referral: Any) -> bool:
+    """Return whether the user may download the referral form: its sender (who may read the
+    case), or its receiver only while the referral shows the receiver the shared sections
+    (accepted or in progress)."""
+    from referrals.workflow import SHARING_STATES, State  # lazy: see the module docstring
+
+    if _is_referral_sender(user, referral):
+        return True
+    return (
+        _is_referral_receiver(user, referral)
+        and State(referral.state) in SHARING_STATES
+        and not referral.case.is_erased
+    )
+
+
+RULES.update(
+    {"download_referral_form": Rule(can_download_referral_form, needs_object=True)},
+)

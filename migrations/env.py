@@ -26,7 +26,7 @@ def get_engine_url():
 
 
 # Every model module is imported so autogenerate sees the whole schema.
-import referrals.all_models  # noqa: E402,F401
+import reports.all_models  # noqa: E402,F401
 
 # add your model's MetaData object here
 # for 'autogenerate' support

@@ -401,6 +401,7 @@ def _render_detail(referral: Referral, status: int = 200, failed: tuple | None =
         note_form=note_form,
         may_rerefer=policy.can_rerefer_referral(user, referral),
         may_open_case=policy.can_view_case(user, referral.case),
+        may_download=policy.can_download_referral_form(user, referral),
         transitions=services.transitions_of(referral),
         receipts=services.receipts_of(referral),
         action_labels=ACTION_LABELS,

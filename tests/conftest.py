@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-import referrals.all_models  # noqa: F401  (every table exists in the test database)
+import reports.all_models  # noqa: F401  (every table exists in the test database)
 from core import create_app
 from core.db import db as database
 

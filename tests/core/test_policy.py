@@ -85,6 +85,8 @@ OTHER_OBJECT_ACTIONS += ["read_referral_reason", "rerefer_referral", "add_referr
 OTHER_OBJECT_ACTIONS += [
     f"{verb}_referral" for verb in ("send", "accept", "decline", "start", "complete", "cancel")
 ]
+# The referral form PDF's rule: tested in tests/reports/test_pdf.py.
+OTHER_OBJECT_ACTIONS += ["download_referral_form"]
 CASE_ACTIONS = ["view_case", "edit_case", "assign_case", "break_glass", "supervise_case"]
 CASE_ACTIONS += ["read_case_file"]
 # The status decision's rules: tested in tests/referrals/test_decisions.py.

@@ -1,9 +1,9 @@
 """Every model module of Haven, imported so the metadata is complete.
 
 Migrations (migrations/env.py), the app factory, the test suite and the benchmarks import
-this module. It lives in the last area of the import chain (core <- casework <- referrals),
-so naming every table here makes no lower area depend on a higher one. A new model module
-is added to the import and to ``__all__``.
+this module. It lives in the last area of the import chain (core <- casework <- referrals
+<- reports), so naming every table here makes no lower area depend on a higher one. A new
+model module is added to the import and to ``__all__``.
 """
 
 from casework.all_models import casefile, duplicates, models, reference, supervision, timeline
@@ -11,6 +11,7 @@ from core import audit, crypto, notifications
 from core import models as core_models
 from referrals import decisions, directory
 from referrals import models as referral_models
+from reports import statistics as report_statistics  # the pre-aggregated statistics
 
 __all__ = [
     "audit",
@@ -24,6 +25,7 @@ __all__ = [
     "notifications",
     "reference",
     "referral_models",
+    "report_statistics",
     "supervision",
     "timeline",
 ]

@@ -1,0 +1,1 @@
+"""Reports: statistics, disclosure control, PDFs and exports."""

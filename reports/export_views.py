@@ -1,0 +1,63 @@
+"""Downloads of anonymised data for analysts and coordinators: the CTDC record-level export.
+
+Only users who may see statistics get them (everyone else signed in: 404, and the refused
+attempt is audited). Every download is audited with its format and row count (no values),
+never cached (``no-store``), and named by the date alone.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, request
+from flask_login import current_user, login_required
+
+from core import audit, policy
+from core.security import mark_sensitive
+from reports.anonymised import build_anonymised_export
+from reports.exports import rows_to_csv, rows_to_xlsx
+
+bp = Blueprint("exports", __name__, url_prefix="/statistics/exports")
+
+MIMETYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _require_statistics() -> None:
+    if not policy.can_view_statistics(current_user):
+        audit.record_denied("export.open", object_type="endpoint", object_id=request.endpoint)
+        abort(404)
+
+
+def filename(kind: str, fmt: str) -> str:
+    """Return a download's file name: Haven, the kind and today's date, nothing personal."""
+    from casework.models import local_today
+
+    return f"haven-{kind}-{local_today().isoformat()}.{fmt}"
+
+
+def download(body: bytes, fmt: str, name: str) -> Response:
+    """Return the file as an attachment that no cache keeps."""
+    mark_sensitive()
+    response = Response(body, mimetype=MIMETYPES[fmt])
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/anonymised.<any(csv, xlsx):fmt>")
+@login_required
+def anonymised(fmt: str):
+    """Download the k-anonymous CTDC record-level export as CSV or XLSX."""
+    _require_statistics()
+    export = build_anonymised_export()
+    table = export.as_table()
+    body = rows_to_csv(table) if fmt == "csv" else rows_to_xlsx("CTDC", table)
+    # Field names only: the format and the count of rows, as names the audit log accepts.
+    audit.record(
+        "export.anonymised",
+        object_type="export",
+        object_id=f"{fmt}:{len(export.rows)}:{export.suppressed}",
+        field_names=[f"format_{fmt}", "row_count", "suppressed_count"],
+    )
+    return download(body, fmt, filename("anonymised", fmt))
