@@ -182,8 +182,9 @@ class AuditEntry(db.Model):
         return f"<AuditEntry {self.id} {self.action} {self.outcome}>"
 
 
-# Columns in the canonical bytes, in select order (everything except the two hashes).
-_CONTENT_COLUMNS = (
+# Columns in the canonical bytes, in select order (everything except the two hashes); also
+# the metadata an audit extract lists.
+CONTENT_COLUMNS = (
     "id",
     "chain_seq",
     "occurred_at",
@@ -197,7 +198,7 @@ _CONTENT_COLUMNS = (
     "reason",
     "remote_addr",
 )
-_CONTENT_WIDTH = len(_CONTENT_COLUMNS)
+_CONTENT_WIDTH = len(CONTENT_COLUMNS)
 
 
 # Recording ------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ def _canonical(
     entry_id, chain_seq, occurred_at, user_id, agency_id, action, object_type, object_id,
     outcome, field_names, reason, remote_addr,
 ) -> bytes:  # fmt: skip
-    """Return the canonical bytes of the values in ``_CONTENT_COLUMNS`` order."""
+    """Return the canonical bytes of the values in ``CONTENT_COLUMNS`` order."""
     q = _json_string
     if occurred_at.tzinfo is not UTC:
         occurred_at = occurred_at.astimezone(UTC)
@@ -322,7 +323,7 @@ def canonical_entry(values: Mapping[str, Any]) -> bytes:
     function json.dumps itself uses for a str. Every column except ``prev_hash`` and
     ``entry_hash`` is in it.
     """
-    return _canonical(*(values[name] for name in _CONTENT_COLUMNS))
+    return _canonical(*(values[name] for name in CONTENT_COLUMNS))
 
 
 def chain_hash(prev_hash: str, values: Mapping[str, Any]) -> str:
@@ -334,7 +335,7 @@ def chain_hash(prev_hash: str, values: Mapping[str, Any]) -> str:
 
 def _content_select():
     table = AuditEntry.__table__
-    return select(*(table.c[name] for name in _CONTENT_COLUMNS))
+    return select(*(table.c[name] for name in CONTENT_COLUMNS))
 
 
 class _LinkerBusy(Exception):

@@ -23,6 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from casework.casefile import ConsentPurpose, ServiceType
 from casework.casefile_services import current_consents
+from casework.forms import FIELD_LABELS
 from casework.reference import labels_of
 from core import audit, policy
 from core.db import db
@@ -404,6 +405,7 @@ def _render_detail(referral: Referral, status: int = 200, failed: tuple | None =
         may_download=policy.can_download_referral_form(user, referral),
         transitions=services.transitions_of(referral),
         receipts=services.receipts_of(referral),
+        field_labels=FIELD_LABELS,
         action_labels=ACTION_LABELS,
         exception_labels=EXCEPTION_LABELS,
         risk_labels=RISK_LABELS,

@@ -34,21 +34,8 @@ bp = Blueprint("pdf", __name__)
 
 # The newest entries an audit extract lists; narrower filters reach older ones.
 AUDIT_EXTRACT_LIMIT = 500
-# The audit extract's columns: metadata only (DESIGN "Audit log").
-AUDIT_COLUMNS = (
-    "id",
-    "chain_seq",
-    "occurred_at",
-    "user_id",
-    "agency_id",
-    "action",
-    "object_type",
-    "object_id",
-    "outcome",
-    "field_names",
-    "reason",
-    "remote_addr",
-)
+# The audit extract's columns: metadata only (DESIGN "Audit log"), as the chain hashes them.
+AUDIT_COLUMNS = audit.CONTENT_COLUMNS
 
 
 def _filename(reference: str, kind: str) -> str:

@@ -155,7 +155,8 @@ def test_the_full_intake_encrypts_every_person_field_and_keeps_codes_in_clear(ap
         assert getattr(case, name) == expected, name
 
     rows = db.session.execute(text("SELECT * FROM cases")).mappings().all()
-    dump = repr(rows)
+    # Ids are random hex and could hold "1997" by chance: leave them out of the dump.
+    dump = repr([{key: val for key, val in row.items() if not key.endswith("id")} for row in rows])
     for row in rows:
         for value in row.values():
             if isinstance(value, bytes | memoryview):

@@ -153,7 +153,7 @@ def test_entries_are_linked_in_id_order_and_verify_passes(db):
 
 def test_the_hash_covers_the_previous_hash_and_the_canonical_entry(db):
     first, second = linked_chain(2)
-    values = {name: getattr(second, name) for name in audit._CONTENT_COLUMNS}
+    values = {name: getattr(second, name) for name in audit.CONTENT_COLUMNS}
     assert second.entry_hash == audit.chain_hash(first.entry_hash, values)
     assert second.entry_hash != audit.chain_hash(audit.GENESIS_HASH, values)
 

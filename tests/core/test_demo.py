@@ -283,7 +283,8 @@ def test_bulk_rows_hold_no_plaintext(db, bulk):
     raw = db.session.execute(Case.__table__.select()).mappings().all()
     assert len(raw) == len(bulk)
     for row in raw:
-        dump = repr(dict(row)).lower()
+        # Ids are random hex: a short name such as "Baba" can occur in one by chance.
+        dump = repr({key: value for key, value in row.items() if not key.endswith("id")}).lower()
         for value in secrets_.get(row["id"], []):
             assert value.lower() not in dump
         assert row["given_name_enc"] is not None
