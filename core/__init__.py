@@ -96,6 +96,17 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(reports.views.bp)
 
+    # Report jobs: requested reports, run inline or by an RQ worker (flask reports worker).
+    import reports.job_views
+
+    app.register_blueprint(reports.job_views.bp)
+
+    # Population figures (admin) and the recurring national reports.
+    import reports.population_views
+    import reports.recurring  # registers the annual and quarterly report kinds
+
+    app.register_blueprint(reports.population_views.bp)
+
     from core.cli import register_cli
 
     register_cli(app)

@@ -186,6 +186,7 @@ def load_demo_data(case_count: int = DEMO_CASE_COUNT) -> DemoSummary:
         summary.cases = _open_cases(users, people)
     summary.referrals, summary.transfers = _ensure_referrals(users)
     summary.status_decisions = _ensure_status_decisions(users)
+    seed_demo_population()
     db.session.commit()
     return summary
 
@@ -300,6 +301,40 @@ def seed_demo_services(agencies: dict[str, Agency]) -> int:
             if free is not None:
                 update_capacity(service, free_places=free)
             added += 1
+    return added
+
+
+# Invented population figures (thousands of people, women and men, youngest band first) so
+# the demo reports show rates. Not official statistics; the source says so.
+DEMO_POPULATION_SOURCE = "SYNTHETIC DEMO FIGURES - not official statistics"
+DEMO_POPULATION_THOUSANDS = {
+    # 0-11, 12-17, 18-24, 25-34, 35-49, 50+
+    "Feminine": (880, 390, 430, 840, 1100, 1500),
+    "Masculine": (950, 420, 460, 860, 1070, 1200),
+}
+DEMO_POPULATION_YEARS = (2023, 2024, 2025)
+
+
+def seed_demo_population() -> int:
+    """Enter synthetic population tables for the demo years that have none; return how many.
+
+    Through the population service, as the admin page does (audited as the demo admin).
+    """
+    from reports.population import POPULATION_AGE_BANDS, population_of, save_population
+
+    admin = db.session.scalar(select(User).where(User.email == "admin@haven.demo"))
+    added = 0
+    for offset, year in enumerate(DEMO_POPULATION_YEARS):
+        if population_of(year) is not None:
+            continue
+        # A little growth per year, so the years differ.
+        figures = {
+            (sex, band): thousands * (1000 + 8 * offset)
+            for sex, row in DEMO_POPULATION_THOUSANDS.items()
+            for band, thousands in zip(POPULATION_AGE_BANDS, row, strict=True)
+        }
+        save_population(year, figures, DEMO_POPULATION_SOURCE, actor=admin)
+        added += 1
     return added
 
 

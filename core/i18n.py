@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, current_app, has_request_context, request, session
-from flask_babel import format_date, format_datetime
+from flask_babel import format_date, format_datetime, format_decimal
 from flask_login import current_user
 
 from core.config import PROJECT_ROOT
@@ -24,12 +24,25 @@ def select_locale() -> str:
     return request.accept_languages.best_match(languages) or "en"
 
 
+def format_number(value: object) -> str:
+    """Return a count with the language's digit grouping (1,234 / 1.234 / 1 234).
+
+    Anything that is not a whole number ("<5", "x", "12%", "") is shown as it is.
+    """
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
+        return format_decimal(int(value))
+    return str(value)
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(PROJECT_ROOT / "translations"))
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.filters["date"] = lambda value, fmt="medium": (
         format_date(value, fmt) if value else ""
     )
+    app.jinja_env.filters["number"] = format_number
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
         format_datetime(value, fmt) if value else ""
     )

@@ -77,6 +77,12 @@ NAVIGATION = [
         _l("Coded values and their labels"),
     ),
     NavigationEntry(
+        "population.index",
+        _l("Population"),
+        frozenset({Role.ADMIN}),
+        _l("Population figures for victims per 100,000"),
+    ),
+    NavigationEntry(
         "audit.index",
         _l("Audit log"),
         frozenset({Role.AUDITOR}),
@@ -87,6 +93,12 @@ NAVIGATION = [
         _l("Statistics"),
         frozenset({Role.ANALYST, Role.COORDINATOR}),
         _l("Counts over coded fields, protected against disclosure"),
+    ),
+    NavigationEntry(
+        "report_jobs.index",
+        _l("Reports"),
+        frozenset({Role.ANALYST, Role.COORDINATOR}),
+        _l("Statistics reports as PDFs, built in the background"),
     ),
     NavigationEntry(
         "notifications.index",

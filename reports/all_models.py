@@ -11,6 +11,8 @@ from core import audit, crypto, notifications
 from core import models as core_models
 from referrals import decisions, directory
 from referrals import models as referral_models
+from reports import jobs as report_jobs  # report jobs and their finished files
+from reports import population as report_population  # population figures (rates)
 from reports import statistics as report_statistics  # the pre-aggregated statistics
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "notifications",
     "reference",
     "referral_models",
+    "report_jobs",
+    "report_population",
     "report_statistics",
     "supervision",
     "timeline",

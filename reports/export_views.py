@@ -1,8 +1,10 @@
-"""Downloads of anonymised data for analysts and coordinators: the CTDC record-level export.
+"""Downloads for analysts and coordinators: statistics tables and the CTDC record-level export.
 
 Only users who may see statistics get them (everyone else signed in: 404, and the refused
 attempt is audited). Every download is audited with its format and row count (no values),
-never cached (``no-store``), and named by the date alone.
+never cached (``no-store``), and named by what it holds (table and years, or the date),
+never by anything personal. A table download is built by ``reports.views.requested_table``,
+the code path of the page it comes from, so it shows exactly the page's cells.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from flask_login import current_user, login_required
 from core import audit, policy
 from core.security import mark_sensitive
 from reports.anonymised import build_anonymised_export
-from reports.exports import rows_to_csv, rows_to_xlsx
+from reports.exports import rows_to_csv, rows_to_xlsx, table_to_csv, table_to_xlsx
+from reports.views import ReferralTable, fresh_statistics, requested_table
 
 bp = Blueprint("exports", __name__, url_prefix="/statistics/exports")
 
@@ -61,3 +64,41 @@ def anonymised(fmt: str):
         field_names=[f"format_{fmt}", "row_count", "suppressed_count"],
     )
     return download(body, fmt, filename("anonymised", fmt))
+
+
+def table_filename(name: str, first: int, last: int, grain: str, fmt: str) -> str:
+    """Return a table download's name: Haven, the table, the years (and grain), the format."""
+    grain_part = "" if grain == "year" else f"-by-{grain}"
+    return f"haven-statistics-{name.replace('_', '-')}-{first}-{last}{grain_part}.{fmt}"
+
+
+@bp.get("/table.<any(csv, xlsx):fmt>")
+@login_required
+def table(fmt: str):
+    """Download one table of the statistics pages as CSV or XLSX, as the page shows it.
+
+    The arguments are the page's: ``table`` (a dimension, ``services`` or ``referrals``)
+    with the period and grain of the dashboard, or ``rows`` and ``columns`` of a cross-tab.
+    """
+    _require_statistics()
+    fresh_statistics()
+    requested = requested_table(request.args)
+    if requested is None:
+        abort(404)
+    period, protected = requested.period, requested.table
+    grain = period.grain if len(requested.dimensions) < 2 else "year"
+    if isinstance(protected, ReferralTable):
+        rows = [[protected.title], *protected.grid()]
+        body = rows_to_csv(rows) if fmt == "csv" else rows_to_xlsx(protected.title, rows)
+    else:
+        body = table_to_csv(protected) if fmt == "csv" else table_to_xlsx(protected)
+    # Names only: the format and the dimensions; the object id says which table and years.
+    audit.record(
+        "export.table",
+        object_type="export",
+        object_id=f"{fmt}:{requested.name}:{period.first}-{period.last}:{grain}",
+        field_names=[f"format_{fmt}", *requested.dimensions],
+    )
+    return download(
+        body, fmt, table_filename(requested.name, period.first, period.last, grain, fmt)
+    )

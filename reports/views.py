@@ -1,12 +1,18 @@
 """The statistics dashboard and cross-tab page: protected counts over coded fields only.
 
 Analysts and the national coordinator see them (``policy.can_view_statistics``); everyone
-else signed in gets 404, and the refused visit is audited.
+else signed in gets 404, and the refused visit is audited. ``requested_table`` builds a
+table from request arguments for the pages and for their CSV/XLSX downloads alike, so a
+download can never hold a number the page hides.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from flask import Blueprint, abort, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from wtforms import SelectField
@@ -16,6 +22,7 @@ from core import audit, policy
 from core.db import db
 from core.forms import HavenForm
 from reports import statistics
+from reports.disclosure import ProtectedTable
 from reports.statistics import DIMENSION_LABELS, DIMENSIONS, GRAIN_LABELS, GRAINS, Period
 
 bp = Blueprint("statistics", __name__, url_prefix="/statistics")
@@ -23,6 +30,11 @@ bp = Blueprint("statistics", __name__, url_prefix="/statistics")
 # A range longer than this is shown by year whatever grain was asked (a month table of ten
 # years is unreadable).
 MAX_MONTH_YEARS = 2
+SERVICES = "services"
+REFERRALS = "referrals"
+# The tables of the dashboard, by the name the ``table`` argument gives them.
+TABLES = (*DIMENSIONS, SERVICES, REFERRALS)
+REFERRAL_COLUMNS = ("sent", "accepted", "declined", "expired", "median_hours")
 
 
 class PeriodForm(HavenForm):
@@ -51,13 +63,42 @@ class CrosstabForm(PeriodForm):
     )
 
 
+@dataclass
+class ReferralTable:
+    """Referral outcomes by service as the page shows them: display strings only."""
+
+    title: str
+    headings: list[str]
+    rows: list[dict]
+
+    def grid(self) -> list[list[str]]:
+        """Return the heading row and one row per service, every cell as the page shows it."""
+        return [
+            list(self.headings),
+            *(
+                [str(row["label"]), *(str(row[key]) for key in REFERRAL_COLUMNS)]
+                for row in self.rows
+            ),
+        ]
+
+
+@dataclass
+class RequestedTable:
+    """One table of the statistics pages, built from the request's arguments."""
+
+    name: str  # a dimension, "services", "referrals", or "<rows>-by-<columns>"
+    period: Period
+    table: ProtectedTable | ReferralTable
+    dimensions: tuple[str, ...] = ()
+
+
 def _require_statistics() -> None:
     if not policy.can_view_statistics(current_user):
         audit.record_denied("statistics.open", object_type="endpoint", object_id=request.endpoint)
         abort(404)
 
 
-def _period(form: PeriodForm) -> Period:
+def read_period(form: PeriodForm) -> Period:
     """Read the period from the form; anything invalid falls back to the latest year."""
     years = statistics.available_years()
     choices = [SelectChoice(year, str(year)) for year in years]
@@ -81,7 +122,62 @@ def _period(form: PeriodForm) -> Period:
     return Period(first, last, grain)
 
 
-def _fresh() -> None:
+def referral_table(stats: statistics.Statistics) -> ReferralTable:
+    """Return the referral outcomes of the period as the dashboard shows them."""
+    headings = [
+        _("Service"),
+        _("Referrals sent"),
+        _("Accepted"),
+        _("Declined"),
+        _("Expired"),
+        _("Median hours to respond"),
+    ]
+    return ReferralTable(_("Referral outcomes by service"), headings, stats.referral_outcomes())
+
+
+def build_table(
+    stats: statistics.Statistics, name: str, columns: str | None = None
+) -> ProtectedTable | ReferralTable:
+    """Return one table of the period: a dimension's, services, referrals, or a cross-tab.
+
+    With ``columns``, ``name`` is the rows' dimension of a cross-tab.
+
+    :raises KeyError: for an unknown table or a cross-tab of a dimension with itself.
+    """
+    if columns is not None:
+        return stats.crosstab(name, columns)
+    if name in DIMENSIONS:
+        return stats.dimension_table(name)
+    if name == SERVICES:
+        return stats.services_table()
+    if name == REFERRALS:
+        return referral_table(stats)
+    raise KeyError(name)
+
+
+def requested_table(args: Mapping[str, str]) -> RequestedTable | None:
+    """Build the table the arguments ask for, or None when they name no table.
+
+    ``rows`` and ``columns`` ask for the cross-tab page's table (whole years, as there);
+    ``table`` for a dashboard panel, by the period and grain of the dashboard.
+    """
+    if "rows" in args or "columns" in args:
+        form = CrosstabForm(args)
+        rows, columns = args.get("rows"), args.get("columns")
+        if rows not in DIMENSIONS or columns not in DIMENSIONS or rows == columns:
+            return None
+        period = read_period(form)
+        table = build_table(statistics.Statistics(period), rows, columns)
+        return RequestedTable(f"{rows}-by-{columns}", period, table, (rows, columns))
+    name = args.get("table")
+    if name not in TABLES:
+        return None
+    period = read_period(PeriodForm(args))
+    table = build_table(statistics.Statistics(period), name)
+    return RequestedTable(name, period, table, (name,) if name in DIMENSIONS else ())
+
+
+def fresh_statistics() -> None:
     """Recompute the months changed since the last visit; commit once."""
     if statistics.refresh_if_stale():
         db.session.commit()
@@ -91,18 +187,18 @@ def _fresh() -> None:
 @login_required
 def index():
     _require_statistics()
-    _fresh()
+    fresh_statistics()
     form = PeriodForm(request.args)
-    period = _period(form)
+    period = read_period(form)
     stats = statistics.Statistics(period)
-    panels = [(dimension, stats.dimension_table(dimension)) for dimension in DIMENSIONS]
+    panels = [(dimension, build_table(stats, dimension)) for dimension in DIMENSIONS]
     return render_template(
         "reports/statistics/index.html",
         form=form,
         period=period,
         panels=panels,
-        services=stats.services_table(),
-        referrals=stats.referral_outcomes(),
+        services=build_table(stats, SERVICES),
+        referrals=build_table(stats, REFERRALS),
         k=stats.k,
     )
 
@@ -111,13 +207,20 @@ def index():
 @login_required
 def crosstab():
     _require_statistics()
-    _fresh()
+    fresh_statistics()
     form = CrosstabForm(request.args)
-    period = _period(form)
+    period = read_period(form)
     rows = form.rows.data if form.rows.data in DIMENSIONS else "sex"
     columns = form.columns.data if form.columns.data in DIMENSIONS else "age_band"
+    form.rows.data, form.columns.data = rows, columns
     stats = statistics.Statistics(period)
-    table = stats.crosstab(rows, columns) if rows != columns else None
+    table = build_table(stats, rows, columns) if rows != columns else None
     return render_template(
-        "reports/statistics/crosstab.html", form=form, period=period, table=table, k=stats.k
+        "reports/statistics/crosstab.html",
+        form=form,
+        period=period,
+        table=table,
+        rows=rows,
+        columns=columns,
+        k=stats.k,
     )

@@ -15,13 +15,29 @@ document.addEventListener("change", (event) => {
       radio.checked = true;
     }
   }
+  if (target instanceof HTMLSelectElement && target.form) {
+    showFieldsFor(target.form);
+  }
 });
+
+// A field marked data-shown-for="name:value" only matters when the form's field "name"
+// holds "value" (the quarter, for the quarterly report): hide it otherwise.
+function showFieldsFor(form) {
+  form.querySelectorAll("[data-shown-for]").forEach((field) => {
+    const [name, value] = field.dataset.shownFor.split(":");
+    const control = form.elements.namedItem(name);
+    const wrapper = field.closest(".field") || field;
+    const invalid = field.getAttribute("aria-invalid") === "true";
+    wrapper.hidden = Boolean(control) && control.value !== value && !invalid;
+  });
+}
 
 document.addEventListener("DOMContentLoaded", () => {
   const summary = document.querySelector(".error-summary");
   if (summary) {
     summary.focus();
   }
+  document.querySelectorAll("form").forEach(showFieldsFor);
   document.querySelectorAll("[data-copy-target]").forEach((button) => {
     button.hidden = false;
     button.addEventListener("click", () => {
