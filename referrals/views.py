@@ -267,33 +267,16 @@ def create(case_id: uuid.UUID):
         abort(403)
     mark_sensitive()
     form = ReferralForm()
-    step = _directory_step(form)
-    service_error = None
-    if form.validate_on_submit():
-        agency = db.session.get(Agency, form.chosen_agency_id())
-        try:
-            referral = services.create_referral(
-                _actor(), case, receiving_agency=agency, **form.values()
-            )
-        except ReferralError as error:
-            db.session.rollback()
-            service_error = str(error)
-        else:
-            referral_id = referral.id
-            db.session.commit()
-            flash(_("Referral drafted. Check it, then send it."), "success")
-            return redirect(url_for("referrals.detail", referral_id=referral_id))
-    status = 400 if form.is_submitted() else 200
-    page = render_template(
-        "referrals/create.html",
-        form=form,
-        case=case,
+    return _draft_page(
+        case,
+        form,
+        _directory_step(form),
         previous=None,
-        consented=_consented_agencies(case),
-        service_error=service_error,
-        **step,
+        draft=lambda agency, values: services.create_referral(
+            _actor(), case, receiving_agency=agency, **values
+        ),
+        drafted=_("Referral drafted. Check it, then send it."),
     )
-    return page, status
 
 
 @bp.route("/<uuid:referral_id>/rerefer", methods=["GET", "POST"])
@@ -302,7 +285,6 @@ def rerefer(referral_id: uuid.UUID):
     if not policy.can_rerefer_referral(current_user, previous):
         abort(403)
     mark_sensitive()
-    case = previous.case
     if request.method == "GET":
         form = ReferralForm(data=services.rerefer_values(previous))
         audit.record(
@@ -313,22 +295,33 @@ def rerefer(referral_id: uuid.UUID):
     step = _directory_step(
         form, exclude=previous.receiving_agency_id, service_type=previous.service_type
     )
+    return _draft_page(
+        previous.case,
+        form,
+        step,
+        previous=previous,
+        draft=lambda agency, values: services.rerefer_referral(
+            _actor(), previous, receiving_agency=agency, **values
+        ),
+        drafted=_("New referral drafted. Check it, then send it."),
+    )
+
+
+def _draft_page(case, form: ReferralForm, step: dict, *, previous, draft: Callable, drafted: str):
+    """Save the referral form as a draft and go to it, or show the form again (400)."""
     service_error = None
     if form.validate_on_submit():
         agency = db.session.get(Agency, form.chosen_agency_id())
         try:
-            referral = services.rerefer_referral(
-                _actor(), previous, receiving_agency=agency, **form.values()
-            )
+            referral = draft(agency, form.values())
         except ReferralError as error:
             db.session.rollback()
             service_error = str(error)
         else:
-            new_id = referral.id
+            referral_id = referral.id
             db.session.commit()
-            flash(_("New referral drafted. Check it, then send it."), "success")
-            return redirect(url_for("referrals.detail", referral_id=new_id))
-    status = 400 if form.is_submitted() else 200
+            flash(drafted, "success")
+            return redirect(url_for("referrals.detail", referral_id=referral_id))
     page = render_template(
         "referrals/create.html",
         form=form,
@@ -338,7 +331,7 @@ def rerefer(referral_id: uuid.UUID):
         service_error=service_error,
         **step,
     )
-    return page, status
+    return page, 400 if form.is_submitted() else 200
 
 
 # The referral page -------------------------------------------------------------------------
