@@ -25,7 +25,7 @@ import json
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import click
@@ -822,11 +822,14 @@ class _BulkCaseWriter:
         rows.update(events=[], entries=[])
         for number, (agency_key, person, _female) in enumerate(people):
             # Distinct times keep the list's (created_at, id) order the insertion order.
-            self._add_rows(rows, agency_key, person, started + timedelta(microseconds=number))
-        year = started.astimezone(self.timezone).year
+            self._add_rows(rows, agency_key, person, self._opened_at(person, started, number))
+        by_year: dict[int, list[dict]] = {}
+        for case in rows["cases"]:
+            by_year.setdefault(case["created_at"].astimezone(self.timezone).year, []).append(case)
         try:
             for _attempt in range(REFERENCE_ATTEMPTS):
-                self._number(rows["cases"], year)
+                for year, cases in by_year.items():
+                    self._number(cases, year)
                 try:
                     self._insert(rows)
                     db.session.commit()
@@ -844,6 +847,20 @@ class _BulkCaseWriter:
             # CLI run keeps for all its batches: drop this batch's keys.
             g.pop(crypto_cipher_cache, None)
         raise ReferenceExhausted("could not allocate case references: too many concurrent inserts")
+
+    def _opened_at(self, person: dict, started: datetime, number: int) -> datetime:
+        """When the synthetic case was opened: on its identification day, as intake is.
+
+        Opening a million cases "now" would put them all under this year's references, of
+        which there are only a million; opening each on its own day spreads them over years.
+        """
+        identified = person.get("identified_on")
+        if not isinstance(identified, date):
+            return started + timedelta(microseconds=number)
+        local = datetime.combine(identified, time(9), self.timezone) + timedelta(
+            seconds=number % 28800, microseconds=number
+        )
+        return min(local.astimezone(UTC), started + timedelta(microseconds=number))
 
     def _add_rows(self, rows, agency_key: str, person: dict, created_at: datetime) -> None:
         agency_id, user_id, agency_type = self.owners[agency_key]

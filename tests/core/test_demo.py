@@ -199,15 +199,40 @@ def bulk(db):
     return db.session.scalars(select(Case).order_by(Case.reference)).all()
 
 
+def _numbers_by_year(references: list[str]) -> dict[str, list[int]]:
+    by_year: dict[str, list[int]] = {}
+    for reference in sorted(references):
+        _prefix, year, number = reference.split("-")
+        by_year.setdefault(year, []).append(int(number))
+    return by_year
+
+
 def test_bulk_generation_numbers_cases_after_the_existing_ones(db, bulk):
+    from zoneinfo import ZoneInfo
+
+    from flask import current_app
+
     assert len(bulk) == 3 + BULK_COUNT
-    references = [case.reference for case in bulk]
-    year = references[0][4:8]
-    assert references == [f"HVN-{year}-{number:06d}" for number in range(1, BULK_COUNT + 4)]
-    # A second run continues the sequence.
+    zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    # Each case is opened on its identification day, under that year's references...
+    for case in bulk:
+        assert case.reference[4:8] == str(case.created_at.astimezone(zone).year)
+    identified = [case for case in bulk if case.identified_on is not None]
+    assert len(identified) >= BULK_COUNT // 2
+    # Only the three cases opened through the service were opened later than identified.
+    opened_later = [
+        c for c in identified if c.created_at.astimezone(zone).date() != c.identified_on
+    ]
+    assert len(opened_later) <= 3
+    # ...so a large run spreads over several years instead of exhausting one.
+    by_year = _numbers_by_year([case.reference for case in bulk])
+    assert len(by_year) >= 3
+    assert all(numbers == list(range(1, len(numbers) + 1)) for numbers in by_year.values())
+    # A second run continues each year's sequence, without gaps or clashes.
     generate_cases(5, batch_size=2, seed=8)
-    last = db.session.scalar(select(func.max(Case.reference)))
-    assert last == f"HVN-{year}-{BULK_COUNT + 8:06d}"
+    after = _numbers_by_year(db.session.scalars(select(Case.reference)).all())
+    assert sum(map(len, after.values())) == 3 + BULK_COUNT + 5
+    assert all(numbers == list(range(1, len(numbers) + 1)) for numbers in after.values())
 
 
 def test_bulk_cases_decrypt_and_are_found_by_their_blind_indexes(db, bulk):
