@@ -50,6 +50,7 @@ def register_cli(app: Flask) -> None:
     from reports.statistics import cli as reports_cli
 
     app.cli.add_command(reports_cli)
-    from reports.jobs import register_worker_command
+    from reports.jobs import register_sweep_command, register_worker_command
 
     register_worker_command(reports_cli)
+    register_sweep_command(reports_cli)

@@ -73,6 +73,10 @@ DEFAULTS: dict[str, object] = {
     "HAVEN_NRM_NOTIFICATION_HOURS": 24,
     # Disclosure control (reports.disclosure): counts of 1 .. k-1 are shown as "<k".
     "HAVEN_DISCLOSURE_K": 5,
+    # Finished report files are deleted this many days after they were built
+    # (``flask reports sweep``); a queued report no worker took within this many hours fails.
+    "HAVEN_REPORT_RETENTION_DAYS": 30,
+    "HAVEN_REPORT_QUEUE_WAIT_HOURS": 24,
 }
 
 # Environment variables read as strings and the config keys they set.

@@ -10,6 +10,11 @@ runs it; the queue's payload is the job's id and nothing else, so no personal da
 parameters ever sit in Redis. Otherwise the job runs at once, in the request, through the
 same ``execute_report_job``. Finished files are stored in the database (``ReportFile``):
 app instances keep nothing on their own disks.
+
+``sweep_report_jobs`` (``flask reports sweep``, from cron, and at every worker start) keeps
+that store small and honest: it fails jobs a dead worker left running past the RQ timeout,
+and queued jobs no worker took within ``HAVEN_REPORT_QUEUE_WAIT_HOURS``, so no page polls
+forever; and it deletes reports finished more than ``HAVEN_REPORT_RETENTION_DAYS`` ago.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -88,7 +93,14 @@ ERROR_LABELS = {
     "requester_missing": _l("The account that requested the report no longer exists."),
     "not_allowed": _l("Your role no longer allows this report."),
     "queue_unavailable": _l("The report queue could not be reached. Please try again later."),
+    "worker_lost": _l("The report stopped before it was finished. Please request it again."),
+    "no_worker": _l(
+        "No report worker took the report up. Please ask your administrator to start one."
+    ),
 }
+# A running job older than this was stopped by RQ or lost with its worker: the work horse
+# that died cannot mark its own row.
+STALLED_AFTER = timedelta(seconds=JOB_TIMEOUT_SECONDS + 5 * 60)
 
 # Coded progress steps a build may report, with their labels; unknown steps show as is.
 STEP_LABELS: dict[str, Any] = {
@@ -444,7 +456,68 @@ def run_report_job_here(job_id: str) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class SweepResult:
+    stalled: int
+    unclaimed: int
+    deleted: int
+
+
+def sweep_report_jobs(now: datetime | None = None) -> SweepResult:
+    """Fail the jobs no worker will finish and delete expired reports; return the counts.
+
+    Audited per job. Does not commit; the CLI does.
+    """
+    now = now or utcnow()
+    config = current_app.config
+    waited = now - timedelta(hours=int(config["HAVEN_REPORT_QUEUE_WAIT_HOURS"]))
+    retained = now - timedelta(days=int(config["HAVEN_REPORT_RETENTION_DAYS"]))
+    stalled = db.session.scalars(
+        select(ReportJob).where(
+            ReportJob.status == JobStatus.RUNNING.value, ReportJob.started_at < now - STALLED_AFTER
+        )
+    ).all()
+    unclaimed = db.session.scalars(
+        select(ReportJob).where(
+            ReportJob.status == JobStatus.QUEUED.value, ReportJob.created_at < waited
+        )
+    ).all()
+    for job, code in [
+        *((j, "worker_lost") for j in stalled),
+        *((j, "no_worker") for j in unclaimed),
+    ]:
+        _fail(job, code)
+        audit.record(
+            "report.failed", object_type="report_job", object_id=job.id, field_names=["status"]
+        )
+    expired = db.session.scalars(
+        select(ReportJob).where(
+            ReportJob.status.in_([JobStatus.DONE.value, JobStatus.FAILED.value]),
+            ReportJob.finished_at < retained,
+        )
+    ).all()
+    for job in expired:
+        audit.record("report.deleted", object_type="report_job", object_id=job.id)
+        db.session.delete(job)
+    db.session.flush()
+    return SweepResult(len(stalled), len(unclaimed), len(expired))
+
+
 # CLI ----------------------------------------------------------------------------------------
+
+
+def register_sweep_command(group: click.Group) -> None:
+    """Add ``sweep`` to the ``flask reports`` group."""
+
+    @group.command("sweep")
+    def sweep_command() -> None:
+        """Fail reports no worker will finish; delete reports past their retention."""
+        result = sweep_report_jobs()
+        db.session.commit()
+        click.echo(
+            f"{result.stalled} stalled and {result.unclaimed} unclaimed reports failed, "
+            f"{result.deleted} expired reports deleted"
+        )
 
 
 def register_worker_command(group: click.Group) -> None:
@@ -462,6 +535,11 @@ def register_worker_command(group: click.Group) -> None:
         from rq import Worker
 
         queue = report_queue(redis_url)
+        # A worker that starts after a crash fails what the dead one left behind.
+        result = sweep_report_jobs()
+        db.session.commit()
+        if result.stalled or result.unclaimed:
+            click.echo(f"{result.stalled + result.unclaimed} abandoned reports marked failed")
         # Each job runs in a forked work horse that builds its own app from the
         # environment (run_report_job); this process only waits for jobs.
         db.session.remove()

@@ -335,3 +335,102 @@ def test_an_unreachable_queue_fails_the_job_with_a_code(app, world, monkeypatch)
     job = only_job()
     assert job.status == JobStatus.FAILED
     assert job.error_code == "queue_unavailable"
+
+
+# Sweeping: abandoned jobs and old files ------------------------------------------------------
+
+
+def _job(user, status: JobStatus, **times) -> ReportJob:
+    job = ReportJob(
+        kind="statistics_report",
+        parameters="{}",
+        requested_by_id=user.id,
+        agency_id=user.agency_id,
+        status=status.value,
+        progress=0,
+        progress_step="queued",
+        error_code="build_failed" if status == JobStatus.FAILED else None,
+        **times,
+    )
+    database.session.add(job)
+    database.session.flush()
+    return job
+
+
+def test_the_sweep_fails_abandoned_jobs_and_deletes_expired_reports(app, world):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    analyst = world["analyst"]
+    lost = _job(
+        analyst,
+        JobStatus.RUNNING,
+        created_at=now - timedelta(hours=2),
+        started_at=now - jobs.STALLED_AFTER - timedelta(minutes=1),
+    )
+    busy = _job(
+        analyst,
+        JobStatus.RUNNING,
+        created_at=now - timedelta(minutes=10),
+        started_at=now - jobs.STALLED_AFTER + timedelta(minutes=1),
+    )
+    unclaimed = _job(analyst, JobStatus.QUEUED, created_at=now - timedelta(hours=25))
+    waiting = _job(analyst, JobStatus.QUEUED, created_at=now - timedelta(hours=23))
+    old = _job(
+        analyst,
+        JobStatus.DONE,
+        created_at=now - timedelta(days=31),
+        finished_at=now - timedelta(days=31),
+    )
+    old.file = ReportFile(
+        content_type="application/pdf",
+        filename="old.pdf",
+        size=1,
+        content=b"x",
+        created_at=now - timedelta(days=31),
+    )
+    recent = _job(
+        analyst,
+        JobStatus.DONE,
+        created_at=now - timedelta(days=29),
+        finished_at=now - timedelta(days=29),
+    )
+    ids = {name: job.id for name, job in locals().items() if isinstance(job, ReportJob)}
+    database.session.commit()
+
+    result = jobs.sweep_report_jobs(now)
+    database.session.commit()
+
+    assert (result.stalled, result.unclaimed, result.deleted) == (1, 1, 1)
+    database.session.expire_all()
+    status = {name: database.session.get(ReportJob, job_id) for name, job_id in ids.items()}
+    assert status["old"] is None
+    assert database.session.scalars(select(ReportFile)).all() == []
+    assert (status["lost"].status, status["lost"].error_code) == ("failed", "worker_lost")
+    assert (status["unclaimed"].status, status["unclaimed"].error_code) == ("failed", "no_worker")
+    assert status["busy"].status == "running" and status["waiting"].status == "queued"
+    assert status["recent"].status == "done"
+    # The requester's page says what happened instead of waiting forever.
+    page = client_for(app, analyst).get(f"/reports/{ids['lost']}").get_data(as_text=True)
+    assert "stopped before it was finished" in page and 'http-equiv="refresh"' not in page
+    actions = database.session.scalars(
+        select(AuditEntry.action).where(AuditEntry.action.like("report.%"))
+    ).all()
+    assert sorted(actions) == ["report.deleted", "report.failed", "report.failed"]
+
+
+def test_the_sweep_command_reports_what_it_did(app, world):
+    _job(world["analyst"], JobStatus.QUEUED, created_at=datetime_days_ago(2))
+    database.session.commit()
+    result = app.test_cli_runner().invoke(args=["reports", "sweep"])
+    assert result.exit_code == 0, result.output
+    assert "0 stalled and 1 unclaimed reports failed, 0 expired reports deleted" in result.output
+    assert only_job().error_code == "no_worker"
+
+
+def datetime_days_ago(days: int):
+    from datetime import timedelta
+
+    from core.db import utcnow
+
+    return utcnow() - timedelta(days=days)
