@@ -727,7 +727,10 @@ class Statistics:
     def referral_outcomes(self) -> list[dict]:
         """Return per service type: referrals sent, acceptance, decline and expiry rates,
         median hours to respond. A figure is published over at least k referrals only, and
-        a rate only when its own count is 0 or at least k, in every year of the range."""
+        a rate only when its own count is 0 or at least k, in every year of the range, and
+        when the referrals it leaves unaccounted for are too (``_complement_rates``). A
+        published rate gives back its exact count; that count is one the rule would publish
+        anyway."""
         query = select(
             ReferralCount.month,
             ReferralCount.service_type,
@@ -765,19 +768,51 @@ class Statistics:
                 continue
             row = {"code": code, "label": member.label, "sent": self._safe_sum(years)}
             publishable = row["sent"] != f"<{self.k}" and row["sent"] != "x"
-            for kind in ("accepted", "declined", "expired"):
-                counts = outcome.get((code, kind), {})
-                shown = self._safe_sum(counts) if publishable else "x"
-                if shown in (f"<{self.k}", "x") or not publishable:
-                    row[kind] = "x"
-                else:
-                    row[kind] = f"{100 * sum(counts.values()) / total:.0f}%"
+            kinds = ("accepted", "declined", "expired")
+            counts = {kind: outcome.get((code, kind), {}) for kind in kinds}
+            shown = {
+                kind
+                for kind in kinds
+                if publishable and self._safe_sum(counts[kind]) not in (f"<{self.k}", "x")
+            }
+            shown = self._complement_rates(years, counts, shown)
+            for kind in kinds:
+                row[kind] = (
+                    f"{100 * sum(counts[kind].values()) / total:.0f}%" if kind in shown else "x"
+                )
             answered = hours.get(code, [])
             row["median_hours"] = (
                 f"{pystats.median(answered):g}" if len(answered) >= self.k else f"<{self.k}"
             )
             rows.append(row)
         return rows
+
+    def _complement_rates(
+        self, sent: dict[int, int], counts: dict[str, dict[int, int]], shown: set[str]
+    ) -> set[str]:
+        """Hide more rates until what is not shown cannot be worked out as a small count.
+
+        The referrals sent minus the published outcomes is the sum of the hidden outcomes
+        and of the referrals in no outcome yet (in progress, cancelled): in every year it
+        must be 0 or at least k, or it would be a small cell given back by subtraction.
+        The smallest published outcome is hidden next, as complementary suppression does.
+        """
+        shown = set(shown)
+        while shown:
+            small = [
+                year
+                for year in self.period.years
+                if 0 < sent.get(year, 0) - sum(counts[k].get(year, 0) for k in shown) < self.k
+            ]
+            if not small:
+                break
+            # Only an outcome with referrals in such a year changes its remainder; of those,
+            # hide the smallest.
+            candidates = [kind for kind in shown if any(counts[kind].get(y) for y in small)]
+            if not candidates:
+                break
+            shown.discard(min(candidates, key=lambda kind: (sum(counts[kind].values()), kind)))
+        return shown
 
     def _safe_sum(self, by_year: dict[int, int]) -> str:
         values = [by_year.get(year, 0) for year in self.period.years]

@@ -178,3 +178,66 @@ def test_drafts_are_not_counted(world):
     ).all()
     assert sum(rows) == 18
     assert CaseStatus.DRAFT.value not in rows
+
+
+def _referral_counts(rows: list[tuple[str, str, int]]) -> None:
+    for month, state, count in rows:
+        database.session.add(
+            statistics.ReferralCount(
+                month=month, service_type="shelter", state=state, response_hours=None, count=count
+            )
+        )
+    database.session.flush()
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # 20 sent, 8 + 6 + 5 answered: the 1 still open would be sent minus the three rates.
+        (
+            [
+                ("2025-03", "accepted", 8),
+                ("2025-03", "declined", 6),
+                ("2025-04", "expired", 5),
+                ("2025-05", "sent", 1),
+            ],
+            {"accepted": "40%", "declined": "30%", "expired": "x"},
+        ),
+        # 20 sent, 10 + 5 + 5 answered: nothing is left over, every rate is published.
+        (
+            [("2025-03", "accepted", 10), ("2025-03", "declined", 5), ("2025-04", "expired", 5)],
+            {"accepted": "50%", "declined": "25%", "expired": "25%"},
+        ),
+        # 3 declined are hidden anyway; with the 2 open they make 5, so nothing more is hidden.
+        (
+            [("2025-03", "accepted", 15), ("2025-03", "declined", 3), ("2025-05", "sent", 2)],
+            {"accepted": "75%", "declined": "x", "expired": "0%"},
+        ),
+    ],
+)
+def test_referral_rates_never_leave_a_small_remainder(db, rows, expected):
+    _referral_counts(rows)
+    [row] = Statistics(Period(2025, 2025), k=5).referral_outcomes()
+    assert row["sent"] == "20"
+    assert {kind: row[kind] for kind in expected} == expected
+    # What the published rates leave over is 0 or at least k.
+    published = sum(round(int(row[kind][:-1]) * 20 / 100) for kind in expected if row[kind] != "x")
+    assert 20 - published == 0 or 20 - published >= 5
+
+
+def test_referral_rates_are_checked_year_by_year(db):
+    # Over both years 1 + 5 = 6 would be left over, but 2024 alone leaves 1 (the 2024-2025
+    # page minus the 2025 page). Only hiding the acceptances changes 2024's remainder; the
+    # declines (none in 2024) stay published.
+    _referral_counts(
+        [
+            ("2024-02", "accepted", 9),
+            ("2024-02", "sent", 1),
+            ("2025-02", "accepted", 6),
+            ("2025-02", "declined", 5),
+            ("2025-02", "sent", 5),
+        ]
+    )
+    [row] = Statistics(Period(2024, 2025), k=5).referral_outcomes()
+    assert row["sent"] == "26"
+    assert (row["accepted"], row["declined"], row["expired"]) == ("x", "19%", "0%")
