@@ -4,13 +4,30 @@
 module of the casework area is added to the import and to ``__all__``.
 """
 
-from casework import casefile, duplicates, models, reference, supervision, timeline
+from casework import (  # voluntary return, reintegration, follow-ups
+    casefile,
+    child_protection,  # the child path (guardian, BID, tracing)
+    contacts,  # hotline calls and presumed-victim notifications
+    duplicates,
+    models,
+    reference,
+    refusals,  # anonymous refusals of the NRM (codes only)
+    reintegration,
+    returns,
+    supervision,
+    timeline,
+)
 
 __all__ = [
     "casefile",
+    "child_protection",
+    "contacts",
     "duplicates",
     "models",
     "reference",
+    "refusals",
+    "reintegration",
+    "returns",
     "supervision",
     "timeline",
 ]

@@ -59,6 +59,7 @@ FIELD_LABELS = {
     "medical_notes": _l("Medical notes"),
     "sex": _l("Sex"),
     "citizenship": _l("Citizenship"),
+    "intake_channel": _l("Intake channel"),
 }
 
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
@@ -173,6 +174,7 @@ class CaseForm(HavenForm):
     # Coded fields for statistics
     sex = SelectField(FIELD_LABELS["sex"], choices=[], default="")
     citizenship = SelectField(FIELD_LABELS["citizenship"], choices=[], default="")
+    intake_channel = SelectField(FIELD_LABELS["intake_channel"], choices=[], default="")
 
     def load_choices(self, saved: dict[str, object] | None = None) -> None:
         """Offer the active reference items, plus the inactive ones the case already holds."""

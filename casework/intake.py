@@ -68,7 +68,10 @@ SECTIONS: tuple[tuple[Any, tuple[str, ...]], ...] = (
         ),
     ),
     (_l("Health"), ("medical_notes",)),
-    (_l("Coded for statistics"), ("sex", "citizenship", "age_band", "is_minor", "agency_type")),
+    (
+        _l("Coded for statistics"),
+        ("sex", "citizenship", "age_band", "is_minor", "agency_type", "intake_channel"),
+    ),
 )
 
 EXTRA_LABELS = {
@@ -167,6 +170,7 @@ ERASED_FIELDS = (
     "identification_region",
     "identified_month",
     "agency_type",
+    "intake_channel",
     "exploitation_form",
     "origin_country",
     "transit_country",

@@ -152,6 +152,8 @@ class Case(db.Model):
     identifying_agency_type: Mapped[str | None] = mapped_column(String(40))
     industry: Mapped[str | None] = mapped_column(String(40))
     recruitment_type: Mapped[str | None] = mapped_column(String(40))
+    # How the case reached Haven: an intake_channel list code (hotline, walk_in...).
+    intake_channel: Mapped[str | None] = mapped_column(String(40))
     interpreter_needed: Mapped[bool] = mapped_column(Boolean, default=False)
 
     # Closure and erasure (supervision): closure_reason is a closure_reason list code.

@@ -29,6 +29,10 @@ so an export maps one to one:
 - ``region``: Azerbaijan's 14 economic regions (2021 division; Baku is one of them) plus
   ``abroad`` for people identified by a consulate or abroad. Haven's own codes.
 - ``closure_reason``: Haven's own codes (HTCDS has the field, not the values).
+- ``refusal_reason``: why a presumed victim did not consent to enter the NRM (anonymous
+  refusals, ``casework.refusals``); Haven's own codes.
+- ``intake_channel``: how the case reached Haven (hotline, walk-in, consular post...);
+  Haven's own codes.
 
 Labels are per language; an admin edits them and adds or deactivates items. An inactive
 item is not offered in forms but still displayed on the cases that carry it.
@@ -95,6 +99,8 @@ LIST_TITLES = {
     "means_of_control": _l("Means of control"),
     "recruitment_type": _l("Recruitment types"),
     "closure_reason": _l("Case closure reasons"),
+    "refusal_reason": _l("Reasons for refusing the NRM"),
+    "intake_channel": _l("Intake channels"),
 }
 
 SEED_ITEMS: dict[str, list[tuple[str, str, str, str]]] = {
@@ -368,6 +374,35 @@ SEED_ITEMS: dict[str, list[tuple[str, str, str, str]]] = {
         ("nakhchivan", "Nakhchivan", "Naxçıvan", "Нахчыван"),
         ("abroad", "Outside Azerbaijan", "Azərbaycandan kənarda", "За пределами Азербайджана"),
     ],
+    "refusal_reason": [
+        (
+            "fear_of_traffickers",
+            "Fear of the traffickers",
+            "İnsan alverçilərindən qorxu",
+            "Страх перед торговцами людьми",
+        ),
+        (
+            "distrust_of_authorities",
+            "Distrust of the authorities",
+            "Dövlət orqanlarına inamsızlıq",
+            "Недоверие к властям",
+        ),
+        ("wants_to_go_home", "Wants to go home", "Evə qayıtmaq istəyir", "Хочет вернуться домой"),
+        (
+            "does_not_see_self_as_victim",
+            "Does not see themselves as a victim",
+            "Özünü qurban hesab etmir",
+            "Не считает себя жертвой",
+        ),
+        ("family_pressure", "Pressure from the family", "Ailənin təzyiqi", "Давление семьи"),
+        (
+            "no_time_or_needs_work",
+            "No time, or needs to keep working",
+            "Vaxtı yoxdur və ya işləməlidir",
+            "Нет времени или нужно работать",
+        ),
+        ("other", "Other", "Digər", "Другое"),
+    ],
     "closure_reason": [
         ("services_completed", "Support completed", "Dəstək başa çatıb", "Поддержка завершена"),
         (
@@ -402,6 +437,35 @@ SEED_ITEMS: dict[str, list[tuple[str, str, str, str]]] = {
             "Дубликат другого дела",
         ),
         ("deceased", "Deceased", "Vəfat edib", "Умер"),
+        ("other", "Other", "Digər", "Другое"),
+    ],
+    "intake_channel": [
+        (
+            "hotline",
+            "Hotline or call centre",
+            "Qaynar xətt və ya zəng mərkəzi",
+            "Горячая линия или колл-центр",
+        ),
+        ("walk_in", "Walk-in", "Şəxsən müraciət", "Личное обращение"),
+        ("outreach", "Outreach", "Səyyar iş (autrič)", "Аутрич (выездная работа)"),
+        ("police_operation", "Police operation", "Polis əməliyyatı", "Полицейская операция"),
+        ("border_check", "Border check", "Sərhəd yoxlaması", "Пограничный контроль"),
+        ("migration_service", "Migration service", "Miqrasiya xidməti", "Миграционная служба"),
+        ("labour_inspection", "Labour inspection", "Əmək müfəttişliyi", "Трудовая инспекция"),
+        (
+            "consular_abroad",
+            "Consular post or labour attaché abroad",
+            "Xaricdəki konsulluq və ya əmək attaşesi",
+            "Консульство или трудовой атташе за рубежом",
+        ),
+        ("health_facility", "Health facility", "Tibb müəssisəsi", "Медицинское учреждение"),
+        ("online", "Online or app", "Onlayn və ya tətbiq", "Онлайн или приложение"),
+        (
+            "partner_abroad",
+            "Referral from a partner abroad",
+            "Xaricdəki tərəfdaşın göndərişi",
+            "Направление партнёра за рубежом",
+        ),
         ("other", "Other", "Digər", "Другое"),
     ],
 }
@@ -771,7 +835,10 @@ def set_reference_item_active(item: ReferenceItem, active: bool, *, actor) -> No
 def seed_reference_data() -> tuple[int, int]:
     """Seed every reference list and the indicator checklist; return what was added."""
     from casework.casefile_services import seed_indicator_definitions
+    from core.working_days import seed_public_holidays
 
+    # Azerbaijan's fixed-date public holidays, this year and the next (idempotent too).
+    seed_public_holidays()
     return seed_reference_lists(), seed_indicator_definitions()
 
 

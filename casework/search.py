@@ -272,6 +272,18 @@ class CaseFilterForm(HavenForm):
         ],
         default="",
     )
+    # The child path: minors' cases whose guardian appointment is overdue.
+    guardian = SelectField(
+        _l("Guardian"),
+        choices=[SelectChoice("", _l("Any")), SelectChoice("overdue", _l("Guardian overdue"))],
+        default="",
+    )
+    # Return and reintegration: cases with a follow-up visit past its due day.
+    follow_up = SelectField(
+        _l("Follow-up"),
+        choices=[SelectChoice("", _l("Any")), SelectChoice("overdue", _l("Follow-up overdue"))],
+        default="",
+    )
     period = SelectField(
         _l("Date"),
         choices=[SelectChoice(value, label) for value, label in PERIOD_LABELS.items()],
@@ -305,6 +317,8 @@ class CaseFilterForm(HavenForm):
             assigned_to_me=data.get("mine") == "me",
             exploitation_form=data.get("exploitation") or None,
             minor={"yes": True, "no": False}.get(data.get("minor") or ""),
+            guardian_overdue=data.get("guardian") == "overdue",
+            follow_up_overdue=data.get("follow_up") == "overdue",
             period=data.get("period") or "opened",
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
@@ -319,6 +333,8 @@ class CaseCriteria:
     assigned_to_me: bool = False
     exploitation_form: str | None = None
     minor: bool | None = None
+    guardian_overdue: bool = False
+    follow_up_overdue: bool = False
     period: str = "opened"
     date_from: date | None = None
     date_to: date | None = None
@@ -343,6 +359,14 @@ def filtered_cases(user: User, criteria: CaseCriteria) -> Select:
         query = query.where(Case.assigned_user_id == user.id)
     if criteria.minor is not None:
         query = query.where(_column("is_minor").is_(criteria.minor))
+    if criteria.guardian_overdue:
+        from casework.child_protection import guardian_overdue_condition  # the child path
+
+        query = query.where(guardian_overdue_condition())
+    if criteria.follow_up_overdue:
+        from casework.reintegration import overdue_condition  # return and reintegration
+
+        query = query.where(overdue_condition())
     if criteria.exploitation_form:
         codes = db.metadata.tables["case_codes"]
         query = query.where(
@@ -377,11 +401,11 @@ def _column(name: str):
 
 def available_filters() -> frozenset[str]:
     """Return the names of the filters the current Case model supports."""
-    names = {"status", "mine", "period", "date_from", "date_to", "sort"}
+    names = {"status", "mine", "period", "date_from", "date_to", "sort", "follow_up"}
     if hasattr(Case, "nrm_status"):
         names.add("nrm_status")
     if hasattr(Case, "is_minor"):
-        names.add("minor")
+        names.update(("minor", "guardian"))
     if "case_codes" in db.metadata.tables:
         names.add("exploitation")
     if not hasattr(Case, "identified_on"):

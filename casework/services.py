@@ -23,7 +23,7 @@ from casework.models import CODE_LISTS, Case, CaseStatus
 from casework.timeline import add_timeline_event, register_timeline_kind
 from core import audit
 from core.db import db, utcnow
-from core.models import User
+from core.models import Agency, User
 
 # The encrypted person fields; the forms and templates use the same tuple.
 PERSON_FIELDS: tuple[str, ...] = (
@@ -54,6 +54,7 @@ CODED_FIELDS: dict[str, str | None] = {
     "identified_on": None,
     "industry": "industry",
     "recruitment_type": "recruitment_type",
+    "intake_channel": "intake_channel",
     "interpreter_needed": None,
 }
 
@@ -81,17 +82,26 @@ class ReferenceExhausted(RuntimeError):
     """No free reference could be allocated (the year ran out of numbers, or endless races)."""
 
 
-def open_case(user: User, data: Mapping[str, object], *, draft: bool = False) -> Case:
+def open_case(
+    user: User,
+    data: Mapping[str, object],
+    *,
+    draft: bool = False,
+    owner_agency: Agency | None = None,
+) -> Case:
     """Open a case (or save a draft intake) for the user's agency, assigned to the user.
 
     ``data`` holds any of ``CASE_FIELDS``; the age band, minor flag and reflection period
     end are derived, the identifying agency type is copied from the user's agency.
+    ``owner_agency``: another agency the case is opened for, unassigned (the national
+    coordinator turning an incoming report into a case, casework.contacts).
 
     :raises ReferenceExhausted: when no reference could be allocated.
     """
+    owner_agency_id = owner_agency.id if owner_agency is not None else user.agency_id
     case = Case(
-        owner_agency_id=user.agency_id,
-        assigned_user_id=user.id,
+        owner_agency_id=owner_agency_id,
+        assigned_user_id=user.id if owner_agency_id == user.agency_id else None,
         status=(CaseStatus.DRAFT if draft else CaseStatus.OPEN).value,
         created_at=utcnow(),
         identifying_agency_type=user.agency.type,

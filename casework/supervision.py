@@ -105,6 +105,19 @@ class SupervisionError(Exception):
     """The action is not possible in the case's or request's current state."""
 
 
+class BestInterestsRequired(SupervisionError):
+    """A minor's case needs a best-interests determination first; the message (translated)
+    says what is missing, and the views show it on the form."""
+
+
+def _require_best_interests(case: Case, purpose: str) -> None:
+    from casework.child_protection import best_interests_problem  # the child path
+
+    problem = best_interests_problem(case, purpose)
+    if problem:
+        raise BestInterestsRequired(problem)
+
+
 def closure_reason_choices() -> list[tuple[str, str]]:
     """Return (code, label) pairs of closure reasons: the reference list, once seeded.
 
@@ -518,6 +531,7 @@ def request_closure(case: Case, actor: User, reason_code: str, note: str | None)
         raise SupervisionError(f"unknown closure reason {reason_code!r}")
     if pending_closure(case) is not None:
         raise SupervisionError("a closure request is already waiting for a supervisor")
+    _require_best_interests(case, "closure")
     request = ClosureRequest(
         case=case, reason_code=reason_code, requested_by_id=actor.id, requested_at=utcnow()
     )
@@ -539,6 +553,7 @@ def approve_closure(request: ClosureRequest, actor: User) -> Case:
     _require_pending(request)
     if case.status != CaseStatus.OPEN.value:
         raise SupervisionError("only an open case can be closed")
+    _require_best_interests(case, "closure")
     now = utcnow()
     _mark_decided(request, RequestStatus.APPROVED, actor, now)
     case.status = CaseStatus.CLOSED.value
@@ -584,6 +599,7 @@ def request_transfer(case: Case, actor: User, to_agency: Agency, reason: str) ->
     _require_reason(reason)
     if pending_transfer(case) is not None or awaiting_transfer(case) is not None:
         raise SupervisionError("a transfer request is already pending")
+    _require_best_interests(case, "transfer")
     request = TransferRequest(
         case=case,
         to_agency_id=to_agency.id,

@@ -19,6 +19,7 @@ from werkzeug.exceptions import NotFound
 from casework import supervision as services
 from casework.models import Case
 from casework.supervision import (
+    BestInterestsRequired,
     ClosureRequest,
     ErasureRequest,
     ErasureStatus,
@@ -201,6 +202,12 @@ def request_closure(case_id: uuid.UUID):
         return page, status
     try:
         services.request_closure(case, _actor(), form.reason_code.data, form.note.data)
+    except BestInterestsRequired as error:
+        # A child's case: shown on the form, with what was typed (the child path).
+        db.session.rollback()
+        form.reason_code.errors.append(str(error))
+        page = render_template("casework/supervision/request_closure.html", case=case, form=form)
+        return page, 400
     except SupervisionError as error:
         _refused(error)
         return redirect(url_for("casework.detail", case_id=case_id))
@@ -269,6 +276,12 @@ def request_transfer(case_id: uuid.UUID):
     to_agency = db.session.get(Agency, form.to_agency.data)
     try:
         services.request_transfer(case, _actor(), to_agency, form.reason.data)
+    except BestInterestsRequired as error:
+        # A child's case: shown on the form, with what was typed (the child path).
+        db.session.rollback()
+        form.to_agency.errors.append(str(error))
+        page = render_template("casework/supervision/request_transfer.html", case=case, form=form)
+        return page, 400
     except SupervisionError as error:
         _refused(error)
         return redirect(url_for("casework.detail", case_id=case_id))

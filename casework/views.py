@@ -73,6 +73,10 @@ class CaseRow:
     opened: str = ""
     # The case page's address (url_for once per page, not once per row).
     url: str = ""
+    # A minor's case whose guardian appointment is overdue (the child path).
+    guardian_overdue: bool = False
+    # A follow-up visit of the case is past its due day (return and reintegration).
+    follow_up_overdue: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ def index():
             found = case_page(current_user, criteria, request.args.get("after"), listed=True)
         except BadAnchor:
             abort(404)
-        rows = _case_rows(found.cases)
+        rows = _mark_follow_up_overdue(_mark_guardian_overdue(_case_rows(found.cases)))
         if rows:
             audit.record("case.listed", object_type="case", field_names=LIST_FIELDS)
         page = CasePage(rows, is_first=found.is_first, next_after=found.next_after)
@@ -178,10 +182,38 @@ def _case_rows(cases: list[Case] | list[ListedCase]) -> list[CaseRow]:
     return rows
 
 
+def _mark_guardian_overdue(rows: list[CaseRow]) -> list[CaseRow]:
+    """Mark the rows of minors whose guardian appointment is overdue (one query a page)."""
+    import dataclasses
+
+    from casework.child_protection import guardian_overdue_ids
+
+    overdue = guardian_overdue_ids([row.id for row in rows])
+    return [
+        dataclasses.replace(row, guardian_overdue=True) if row.id in overdue else row
+        for row in rows
+    ]
+
+
+def _mark_follow_up_overdue(rows: list[CaseRow]) -> list[CaseRow]:
+    """Mark the rows whose case has a follow-up visit overdue (one query for the page)."""
+    if not rows:
+        return rows
+    import dataclasses
+
+    from casework.reintegration import cases_with_overdue_follow_up
+
+    overdue = cases_with_overdue_follow_up([row.id for row in rows])
+    return [
+        dataclasses.replace(row, follow_up_overdue=True) if row.id in overdue else row
+        for row in rows
+    ]
+
+
 def _search_rows(form: CaseSearchForm) -> dict:
     """Run the search; audit it when it found something (index names only, never terms)."""
     result = search_cases(current_user, form.terms())
-    rows = _case_rows(result.cases)
+    rows = _mark_follow_up_overdue(_mark_guardian_overdue(_case_rows(result.cases)))
     if rows:
         audit.record(
             "case.searched",

@@ -68,6 +68,23 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(casework.reference_views.bp)
     app.register_blueprint(casework.supervision_views.bp)
 
+    # Hotline calls and presumed-victim notifications, before there is a case.
+    import casework.contact_views
+
+    app.register_blueprint(casework.contact_views.bp)
+
+    # The child path (guardian, best interests, tracing) and the admin's public holidays.
+    import casework.child_views
+    import core.holiday_views
+
+    app.register_blueprint(casework.child_views.bp)
+    app.register_blueprint(core.holiday_views.bp)
+
+    # Voluntary return, reintegration and follow-up visits.
+    import casework.aftercare_views
+
+    app.register_blueprint(casework.aftercare_views.bp)
+
     # The service directory (its models are imported with its views).
     import referrals.directory_views
 
@@ -80,6 +97,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     import referrals.decision_views
 
     app.register_blueprint(referrals.decision_views.bp)
+
+    # Anonymous refusals of the NRM (codes only).
+    import casework.refusal_views
+
+    app.register_blueprint(casework.refusal_views.bp)
 
     # PDF downloads (WeasyPrint is imported on the first render, not here).
     import reports.pdf_views

@@ -93,6 +93,7 @@ def create_agency():
                 name=form.name.data,
                 type=form.type.data,
                 is_national_coordinator=form.is_national_coordinator.data,
+                keeps_case_files=form.keeps_case_files.data,
                 actor=_actor(),
             )
         except services.AdminError as error:
@@ -117,6 +118,7 @@ def edit_agency(agency_id: int):
                 name=form.name.data,
                 type=form.type.data,
                 is_national_coordinator=form.is_national_coordinator.data,
+                keeps_case_files=form.keeps_case_files.data,
                 actor=_actor(),
             )
         except services.AdminError as error:

@@ -52,6 +52,7 @@ class AgencyForm(HavenForm):
     name = StringField(_l("Name"), filters=[strip], validators=[DataRequired(), Length(max=200)])
     type = SelectField(_l("Type"), choices=agency_type_choices(), validators=[InputRequired()])
     is_national_coordinator = BooleanField(_l("National coordinator (NRM body)"))
+    keeps_case_files = BooleanField(_l("Keeps case files"), default=True)
 
 
 class UserCreateForm(HavenForm):

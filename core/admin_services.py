@@ -75,7 +75,12 @@ def _check_single_coordinator(agency: Agency | None = None) -> None:
 
 
 def create_agency(
-    *, name: str, type: AgencyType | str, is_national_coordinator: bool = False, actor=None
+    *,
+    name: str,
+    type: AgencyType | str,
+    is_national_coordinator: bool = False,
+    keeps_case_files: bool = True,
+    actor=None,
 ) -> Agency:
     """Create an agency.
 
@@ -87,7 +92,11 @@ def create_agency(
     if is_national_coordinator:
         _check_single_coordinator()
     agency = Agency(
-        name=name, type=type.value, is_national_coordinator=is_national_coordinator, active=True
+        name=name,
+        type=type.value,
+        is_national_coordinator=is_national_coordinator,
+        keeps_case_files=bool(keeps_case_files),
+        active=True,
     )
     db.session.add(agency)
     db.session.flush()
@@ -95,7 +104,7 @@ def create_agency(
         "agency.create",
         object_type="agency",
         object_id=agency.id,
-        field_names=("name", "type", "is_national_coordinator", "active"),
+        field_names=("name", "type", "is_national_coordinator", "keeps_case_files", "active"),
         user=actor,
     )
     return agency
@@ -107,9 +116,10 @@ def update_agency(
     name: str,
     type: AgencyType | str,
     is_national_coordinator: bool,
+    keeps_case_files: bool = True,
     actor=None,
 ) -> Agency:
-    """Change an agency's name, type and national-coordinator mark.
+    """Change an agency's name, type, national-coordinator mark and case-file flag.
 
     :raises AdminError: if the name is taken or another agency is the national coordinator.
     """
@@ -130,6 +140,10 @@ def update_agency(
         changed.append("is_national_coordinator")
         # Coordinator rights follow the agency mark: its coordinators' access changed.
         _end_sessions_of_agency(agency, role=Role.COORDINATOR)
+    if bool(agency.keeps_case_files) != bool(keeps_case_files):
+        # Case work follows the flag on the users' next request (the policy reads it).
+        agency.keeps_case_files = bool(keeps_case_files)
+        changed.append("keeps_case_files")
     db.session.flush()
     if changed:
         audit.record(

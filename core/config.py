@@ -52,6 +52,11 @@ DEFAULTS: dict[str, object] = {
     # Reflection and recovery period from identification, and the warning before it ends.
     "HAVEN_REFLECTION_PERIOD_DAYS": 30,
     "HAVEN_REFLECTION_WARNING_DAYS": 5,
+    # A minor's guardian is appointed within this many working days of identification
+    # (core.working_days: weekends and the admin's public holidays do not count), warned
+    # about in the last HAVEN_GUARDIAN_WARNING_DAYS working days.
+    "HAVEN_GUARDIAN_DAYS": 15,
+    "HAVEN_GUARDIAN_WARNING_DAYS": 3,
     "HAVEN_ATTACHMENT_MAX_BYTES": 20 * 1024 * 1024,
     # Closed cases are crypto-shredded this many days after closing (`flask cases purge-expired`).
     "HAVEN_RETENTION_DAYS": 5 * 365,
@@ -71,6 +76,15 @@ DEFAULTS: dict[str, object] = {
     # Country rule: a presumed victim is notified to the national coordinator within this
     # many hours of identification; the status-decision referral's deadline runs from then.
     "HAVEN_NRM_NOTIFICATION_HOURS": 24,
+    # Days after a negative status decision within which the case owner may ask for its
+    # reconsideration (once per case; referrals.reconsiderations).
+    "HAVEN_RECONSIDERATION_DAYS": 30,
+    # Incoming reports (casework.contacts) show a warning this many hours before the
+    # notification deadline above.
+    "HAVEN_NRM_NOTIFICATION_WARNING_HOURS": 6,
+    # Follow-up visits after reintegration starts or the person returns, in months
+    # (casework.reintegration); from the environment as text: "1,3,6,12".
+    "HAVEN_FOLLOW_UP_MONTHS": "1,3,6,12",
     # Disclosure control (reports.disclosure): counts of 1 .. k-1 are shown as "<k".
     "HAVEN_DISCLOSURE_K": 5,
     # Finished report files are deleted this many days after they were built
@@ -97,6 +111,9 @@ ENVIRONMENT_KEYS = {
     "HAVEN_PROXY_COUNT": "HAVEN_PROXY_COUNT",
     "HAVEN_REFERRAL_DEADLINE_HOURS": "HAVEN_REFERRAL_DEADLINE_HOURS",
     "HAVEN_NRM_NOTIFICATION_HOURS": "HAVEN_NRM_NOTIFICATION_HOURS",
+    "HAVEN_NRM_NOTIFICATION_WARNING_HOURS": "HAVEN_NRM_NOTIFICATION_WARNING_HOURS",
+    "HAVEN_RECONSIDERATION_DAYS": "HAVEN_RECONSIDERATION_DAYS",
+    "HAVEN_FOLLOW_UP_MONTHS": "HAVEN_FOLLOW_UP_MONTHS",
     "HAVEN_DISCLOSURE_K": "HAVEN_DISCLOSURE_K",
 }
 

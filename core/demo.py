@@ -60,6 +60,9 @@ class DemoAgency:
     coordinator: bool = False
     # Whether the agency opens and holds cases (and so gets a caseworker and demo cases).
     holds_cases: bool = True
+    # False for agencies that identify people but keep no case file: their caseworker sends
+    # presumed-victim notifications (casework.contacts) and they get no demo cases.
+    keeps_case_files: bool = True
     # Share of the demo cases it holds, relative to the others.
     case_weight: int = 1
 
@@ -82,15 +85,35 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
         AgencyType.POLICE,
         case_weight=3,
     ),
-    DemoAgency("labour", "Abşeron Labour Inspectorate", AgencyType.LABOUR_INSPECTORATE),
-    DemoAgency("border", "Yeniabad Border Checkpoint Service", AgencyType.BORDER_SERVICE),
-    DemoAgency("migration", "Sumqayıt Migration Office", AgencyType.MIGRATION_SERVICE),
+    DemoAgency(
+        "labour",
+        "Abşeron Labour Inspectorate",
+        AgencyType.LABOUR_INSPECTORATE,
+        keeps_case_files=False,
+    ),
+    DemoAgency(
+        "border",
+        "Yeniabad Border Checkpoint Service",
+        AgencyType.BORDER_SERVICE,
+        keeps_case_files=False,
+    ),
+    DemoAgency(
+        "migration",
+        "Sumqayıt Migration Office",
+        AgencyType.MIGRATION_SERVICE,
+        keeps_case_files=False,
+    ),
     DemoAgency(
         "child", "Gələcək Child Protection Centre", AgencyType.CHILD_PROTECTION, case_weight=2
     ),
     DemoAgency("legal", "Ədalət Legal Aid Bureau", AgencyType.LEGAL_AID),
     DemoAgency("hotline", "Səs Ver Helpline", AgencyType.HOTLINE, case_weight=2),
-    DemoAgency("consular", "Consular Assistance Desk, Dubai", AgencyType.CONSULAR),
+    DemoAgency(
+        "consular",
+        "Consular Assistance Desk, Dubai",
+        AgencyType.CONSULAR,
+        keeps_case_files=False,
+    ),
     DemoAgency("intl", "Caspian Partnership for Safe Migration", AgencyType.INTERNATIONAL_ORG),
     DemoAgency(
         "ombudsman", "Regional Ombudsman Office Gəncəbad", AgencyType.OMBUDSMAN, holds_cases=False
@@ -186,6 +209,27 @@ def load_demo_data(case_count: int = DEMO_CASE_COUNT) -> DemoSummary:
         summary.cases = _open_cases(users, people)
     summary.referrals, summary.transfers = _ensure_referrals(users)
     summary.status_decisions = _ensure_status_decisions(users)
+    # Anonymous refusals and reconsiderations of negative decisions (issue 7); lazy, as core
+    # imports no area at module level.
+    from referrals.reconsiderations import seed_demo_refusals_and_reconsiderations
+
+    seed_demo_refusals_and_reconsiderations(users)
+    # Hotline calls and presumed-victim notifications (issue 7), through their services.
+    from casework.contacts import seed_demo_contacts
+
+    seed_demo_contacts(users)
+    # The child path (issue 7): guardians, best-interests determinations, tracing.
+    from casework.child_protection import seed_demo_child_path
+
+    seed_demo_child_path(users)
+    # Voluntary return, reintegration and follow-up visits (issue 7), through their services.
+    from casework.returns import seed_demo_returns
+
+    seed_demo_returns(users)
+    # Enough status decisions for the statistics of decisions to publish (issue 7).
+    from reports.nrm_demo import seed_demo_status_decisions
+
+    seed_demo_status_decisions(users)
     seed_demo_population()
     db.session.commit()
     return summary
@@ -226,7 +270,10 @@ def _ensure_agencies(summary: DemoSummary) -> dict[str, Agency]:
         agency = found.get(demo.name)
         if agency is None:
             agency = Agency(
-                name=demo.name, type=demo.type.value, is_national_coordinator=demo.coordinator
+                name=demo.name,
+                type=demo.type.value,
+                is_national_coordinator=demo.coordinator,
+                keeps_case_files=demo.keeps_case_files,
             )
             db.session.add(agency)
             summary.agencies += 1
@@ -374,15 +421,20 @@ def _ensure_users(agencies: dict[str, Agency], summary: DemoSummary) -> dict[str
 
 
 def _case_holders() -> list[DemoAgency]:
-    return [agency for agency in DEMO_AGENCIES if agency.holds_cases]
+    return [agency for agency in DEMO_AGENCIES if agency.holds_cases and agency.keeps_case_files]
 
 
 def _demo_case_count(agencies: dict[str, Agency]) -> int:
+    from casework.contacts import IncomingReport
     from casework.models import Case
 
     ids = [agencies[agency.key].id for agency in _case_holders()]
+    # Cases opened from demo hotline calls and notifications are not synthetic people.
+    from_reports = select(IncomingReport.case_id).where(IncomingReport.case_id.is_not(None))
     return db.session.scalar(
-        select(func.count()).select_from(Case).where(Case.owner_agency_id.in_(ids))
+        select(func.count())
+        .select_from(Case)
+        .where(Case.owner_agency_id.in_(ids), Case.id.not_in(from_reports))
     )
 
 
@@ -1205,6 +1257,23 @@ _MEDICAL = (
 )
 _REGION_SHARES = {"baku": 45, "absheron_khizi": 15, "ganja_dashkasan": 8}
 _EXPLOITATION_SHARES = {"SexualExploitation": 40, "ForcedLabour": 40, "Servitude": 10}
+# How cases reach Haven: NGO outreach, walk-ins and the hotline most often; returnees from
+# the main destinations abroad come through consulates and partners there (_intake_channel).
+_CHANNEL_SHARES = {
+    "hotline": 25,
+    "outreach": 20,
+    "walk_in": 15,
+    "police_operation": 10,
+    "border_check": 6,
+    "migration_service": 5,
+    "labour_inspection": 4,
+    "health_facility": 4,
+    "online": 4,
+    "consular_abroad": 2,
+    "partner_abroad": 2,
+    "other": 3,
+}
+_RETURNEE_CHANNEL_SHARES = {"consular_abroad": 45, "partner_abroad": 25, "hotline": 15}
 
 
 class _Vocabulary:
@@ -1279,6 +1348,17 @@ def _intake_fields(
             code for _ in range(rng.randint(1, 3)) if (code := codes.pick("means_of_control", rng))
         ],
     }
+    # The channel comes from its own generator, seeded by the person, so adding it left the
+    # other fields of every demo person as they were.
+    seed = f"channel:{person.get('document_number')}:{coded['identified_on']}"
+    channel_rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
+    destination = coded["destination_country"][0]
+    # Citizens exploited in Turkey, the UAE or Russia often return through a consulate.
+    returnee = (
+        citizenship == "AZ" and destination in ("TR", "AE", "RU") and channel_rng.random() < 0.4
+    )
+    shares = _RETURNEE_CHANNEL_SHARES if returnee else _CHANNEL_SHARES
+    coded["intake_channel"] = codes.pick("intake_channel", channel_rng, shares)
     fields.update({name: value for name, value in coded.items() if codes.has(name)})
     return fields
 

@@ -36,6 +36,13 @@ def format_number(value: object) -> str:
     return str(value)
 
 
+def format_amount(value: object) -> str:
+    """Return a sum of money with two decimals in the language's style (2,500.00 / 2 500,00)."""
+    if value is None:
+        return ""
+    return format_decimal(value, format="#,##0.00")
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(PROJECT_ROOT / "translations"))
     babel.init_app(app, locale_selector=select_locale)
@@ -43,6 +50,7 @@ def init_app(app: Flask) -> None:
         format_date(value, fmt) if value else ""
     )
     app.jinja_env.filters["number"] = format_number
+    app.jinja_env.filters["amount"] = format_amount
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
         format_datetime(value, fmt) if value else ""
     )

@@ -102,6 +102,10 @@ class Agency(db.Model):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     type: Mapped[str] = mapped_column(enum_string(AgencyType))
     is_national_coordinator: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False for agencies that identify people but hold no case file (consular posts, border
+    # and migration services, labour inspectorates): they send presumed-victim notifications
+    # (casework.contacts) instead of opening cases.
+    keeps_case_files: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -19,6 +19,8 @@ class NavigationEntry:
     label: object
     roles: frozenset[Role]
     description: object = None
+    # A further question about the user (agency type, case files), asked after the roles.
+    show: Callable[[Any], bool] | None = None
 
 
 NAVIGATION = [
@@ -27,6 +29,28 @@ NAVIGATION = [
         _l("Cases"),
         frozenset({Role.CASEWORKER, Role.SUPERVISOR}),
         _l("Your agency's cases"),
+        show=lambda user: _policy().can_list_cases(user),
+    ),
+    NavigationEntry(
+        "contacts.calls",
+        _l("Hotline calls"),
+        frozenset({Role.CASEWORKER, Role.SUPERVISOR}),
+        _l("Calls taken, routed to an agency or answered with advice"),
+        show=lambda user: _policy().can_record_hotline_call(user),
+    ),
+    NavigationEntry(
+        "contacts.sent",
+        _l("Notifications sent"),
+        frozenset({Role.CASEWORKER, Role.SUPERVISOR}),
+        _l("Presumed victims your agency notified, and what became of each"),
+        show=lambda user: _policy().can_send_notification(user),
+    ),
+    NavigationEntry(
+        "contacts.incoming",
+        _l("Incoming reports"),
+        frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.COORDINATOR}),
+        _l("Hotline calls and notifications sent to your agency"),
+        show=lambda user: _policy().can_receive_reports(user),
     ),
     NavigationEntry(
         "referrals.index",
@@ -47,6 +71,12 @@ NAVIGATION = [
         _l("Which agency offers what, where, and free places"),
     ),
     NavigationEntry(
+        "refusals.index",
+        _l("Refusals"),
+        frozenset({Role.CASEWORKER, Role.SUPERVISOR}),
+        _l("Presumed victims who did not consent to the NRM, recorded as codes only"),
+    ),
+    NavigationEntry(
         "decisions.index",
         _l("Status decisions"),
         frozenset({Role.COORDINATOR}),
@@ -57,6 +87,12 @@ NAVIGATION = [
         _l("Possible duplicates"),
         frozenset({Role.COORDINATOR}),
         _l("Cases of the same person at several agencies"),
+    ),
+    NavigationEntry(
+        "aftercare.sign_offs",
+        _l("Return sign-offs"),
+        frozenset({Role.COORDINATOR}),
+        _l("Pre-return risk assessments waiting for your sign-off"),
     ),
     NavigationEntry(
         "admin.agencies", _l("Agencies"), frozenset({Role.ADMIN}), _l("Agencies and their types")
@@ -75,6 +111,12 @@ NAVIGATION = [
         _l("Reference lists"),
         frozenset({Role.ADMIN}),
         _l("Coded values and their labels"),
+    ),
+    NavigationEntry(
+        "holidays.index",
+        _l("Public holidays"),
+        frozenset({Role.ADMIN}),
+        _l("Days off that working-day deadlines skip"),
     ),
     NavigationEntry(
         "population.index",
@@ -109,6 +151,13 @@ NAVIGATION = [
 ]
 
 
+def _policy():
+    # core.policy imports the models; read it when the navigation is built, not at import.
+    from core import policy
+
+    return policy
+
+
 # Endpoint -> function(user) -> a number shown beside the entry (areas register their own,
 # so core imports no blueprint). Keep each one a cheap, indexed count.
 NAVIGATION_COUNTS: dict[str, Callable[[Any], int]] = {}
@@ -126,6 +175,8 @@ def navigation_for(user) -> list[dict]:
         if entry.endpoint not in current_app.view_functions:
             continue
         if not user.has_role(*entry.roles):
+            continue
+        if entry.show is not None and not entry.show(user):
             continue
         items.append(
             {

@@ -128,16 +128,18 @@ def _nrm_share_condition(user: Any) -> Any:
 
 
 def can_create_case(user: Any) -> bool:
-    """Return whether the user may open a case for the own agency."""
-    return _works_cases(user)
+    """Return whether the user may open a case for the own agency (one that keeps case
+    files; the others send presumed-victim notifications, casework.contacts)."""
+    return _works_cases(user) and bool(user.agency.keeps_case_files)
 
 
 def can_list_cases(user: Any) -> bool:
     """Return whether the user has a case list: the own agency's cases.
 
-    Coordinators get their list of cases shared with the NRM with the referral work.
+    Coordinators get their list of cases shared with the NRM with the referral work. An
+    agency that keeps no case files has no case list.
     """
-    return _works_cases(user)
+    return _works_cases(user) and bool(user.agency.keeps_case_files)
 
 
 def _restriction_allows(user: Any, case: Case, *, reading: bool) -> bool:
@@ -913,4 +915,509 @@ def can_download_referral_form(user: Any, referral: Any) -> bool:
 
 RULES.update(
     {"download_referral_form": Rule(can_download_referral_form, needs_object=True)},
+)
+
+
+# The child path and the working-day calendar ------------------------------------------------
+# A minor's guardian, best-interests determination, family tracing and assessment are part of
+# the case file: read by who reads the whole file, recorded by who may edit the case, and only
+# for a minor's case. Public holidays hold no personal data; the admin keeps them.
+
+
+def can_view_child_path(user: Any, case: Case) -> bool:
+    """Return whether the user may read the case's child-protection records."""
+    return bool(case.is_minor) and can_read_case_file(user, case)
+
+
+def can_record_child_path(user: Any, case: Case) -> bool:
+    """Return whether the user may record a guardian, a best-interests determination, a
+    family tracing or a family assessment for the case (a minor's, open, own agency's)."""
+    return bool(case.is_minor) and can_edit_case(user, case)
+
+
+def can_manage_public_holidays(user: Any) -> bool:
+    """Return whether the user may add and remove public holidays (the admin)."""
+    return _holds(user, Role.ADMIN)
+
+
+RULES.update(
+    {
+        "view_child_path": Rule(can_view_child_path, needs_object=True),
+        "record_child_path": Rule(can_record_child_path, needs_object=True),
+        "manage_public_holidays": Rule(can_manage_public_holidays, needs_object=False),
+    }
+)
+
+
+# Voluntary return and reintegration ------------------------------------------------------
+# The return plan, reintegration plan, measures and follow-up visits are part of the case
+# file: the own agency's case staff read them (``can_read_case_file``) and change them while
+# they may edit the case. The pre-return risk assessment is signed off by the signing side
+# of ``casework.return_workflow``: the national coordinator, or the case staff of a legal-aid
+# agency working an accepted or in-progress referral on the case. The signing side reads the
+# plan (never the rest of the file) once an assessment was submitted to it. ``casework`` and
+# ``referrals`` are imported lazily (see the module docstring).
+
+
+def can_view_aftercare(user: Any, case: Case) -> bool:
+    """Return whether the user may read the case's return and reintegration pages."""
+    return can_read_case_file(user, case) and not case.is_erased
+
+
+def can_edit_aftercare(user: Any, case: Case) -> bool:
+    """Return whether the user may plan the return and reintegration and record visits."""
+    return can_edit_case(user, case)
+
+
+def _legal_aid_referral_condition(case_id: Any, agency_id: Any) -> Any:
+    """Return the SQL condition: a referral of the case to the agency is being worked."""
+    from referrals.models import Referral  # lazy: see the module docstring
+    from referrals.workflow import SHARING_STATES
+
+    return exists().where(
+        Referral.case_id == case_id,
+        Referral.receiving_agency_id == agency_id,
+        Referral.state.in_([state.value for state in SHARING_STATES]),
+    )
+
+
+def _is_legal_aid_worker(user: Any) -> bool:
+    from core.models import AgencyType
+
+    return _works_cases(user) and user.agency.type == AgencyType.LEGAL_AID.value
+
+
+def legal_aid_agency_ids(case: Case) -> list[int]:
+    """Return the legal-aid agencies working an accepted or in-progress referral on the case."""
+    from referrals.models import Referral  # lazy: see the module docstring
+    from referrals.workflow import SHARING_STATES
+
+    return list(
+        db.session.scalars(
+            select(Agency.id)
+            .join(Referral, Referral.receiving_agency_id == Agency.id)
+            .where(
+                Referral.case_id == case.id,
+                Agency.type == "legal_aid",
+                Referral.state.in_([state.value for state in SHARING_STATES]),
+            )
+            .distinct()
+        )
+    )
+
+
+def can_sign_return_plan(user: Any, plan: Any) -> bool:
+    """Return whether the user is on the signing side of the plan: the national
+    coordinator, or a legal-aid agency's case staff while it works a referral on the case."""
+    if plan is None or plan.case.is_erased:
+        return False
+    if _is_coordinator(user):
+        return True
+    if not _is_legal_aid_worker(user):
+        return False
+    return bool(
+        db.session.scalar(
+            select(_legal_aid_referral_condition(plan.case_id, user.agency_id))
+        )
+    )
+
+
+def can_view_return_plan(user: Any, plan: Any) -> bool:
+    """Return whether the user may open the plan: the case's staff, or the signing side
+    once a risk assessment was submitted to it."""
+    from casework.return_workflow import SIGNER_VISIBLE_STATES, State
+
+    if plan is None or plan.case.is_erased:
+        return False
+    if can_read_case_file(user, plan.case):
+        return True
+    return State(plan.state) in SIGNER_VISIBLE_STATES and can_sign_return_plan(user, plan)
+
+
+def _may_act_on_return_plan(user: Any, plan: Any, action: str) -> bool:
+    """Return whether the table allows the action from the plan's state to the user."""
+    from casework.return_workflow import TRANSITIONS, Action, Side, State
+
+    move = TRANSITIONS.get((State(plan.state), Action(action)))
+    if move is None or plan.case.is_erased:
+        return False
+    if move.actor is Side.OWNER:
+        return can_edit_case(user, plan.case)
+    # The owner agency never signs its own plan off, even if it were a legal-aid agency; a
+    # closed case's plan is a record, not signed any more.
+    return (
+        _is_open(plan.case)
+        and not can_edit_case(user, plan.case)
+        and can_sign_return_plan(user, plan)
+    )
+
+
+def return_plan_actions(user: Any, plan: Any) -> list:
+    """Return the return-plan actions the user may take, in table order."""
+    from casework.return_workflow import actions_from
+
+    return [
+        action
+        for action in actions_from(plan.state)
+        if _may_act_on_return_plan(user, plan, action.value)
+    ]
+
+
+def visible_return_plans_to_sign(user: Any) -> Select:
+    """Return a select of the return plans the user sees as the signing side (no drafts).
+
+    Coordinators: every plan past the draft; legal-aid case staff: the plans of cases whose
+    referral to their agency is accepted or in progress; everyone else: nothing.
+    """
+    from casework.models import Case
+    from casework.return_workflow import SIGNER_VISIBLE_STATES
+    from casework.returns import ReturnPlan
+
+    query = (
+        select(ReturnPlan)
+        .join(Case, Case.id == ReturnPlan.case_id)
+        .where(ReturnPlan.state.in_([state.value for state in SIGNER_VISIBLE_STATES]))
+    )
+    if _is_coordinator(user):
+        return query
+    if _is_legal_aid_worker(user):
+        return query.where(_legal_aid_referral_condition(ReturnPlan.case_id, user.agency_id))
+    return query.where(false())
+
+
+def can_list_return_sign_offs(user: Any) -> bool:
+    """Return whether the user has the list of return plans waiting for a sign-off."""
+    return _is_coordinator(user) or _is_legal_aid_worker(user)
+
+
+def return_plan_or_404(user: Any, plan_id: Any) -> Any:
+    """Load a return plan the user may open, or abort with 404 (auditing a refused one).
+
+    The case's staff load it through the case scope; the signing side through
+    ``visible_return_plans_to_sign``.
+    """
+    from werkzeug.exceptions import NotFound
+
+    from casework.models import Case  # lazy: see the module docstring
+    from casework.returns import ReturnPlan
+
+    try:
+        owned = (
+            select(ReturnPlan)
+            .join(Case, Case.id == ReturnPlan.case_id)
+            .where(Case.id.in_(visible_cases(user).with_only_columns(Case.id)))
+        )
+        wanted = str(uuid.UUID(str(plan_id)))
+        plan = db.session.scalars(owned.where(ReturnPlan.id == wanted)).first()
+        if plan is not None and can_view_return_plan(user, plan):
+            return plan
+        return get_visible_or_404(visible_return_plans_to_sign(user), plan_id)
+    except (NotFound, ValueError):
+        if _is_uuid(plan_id) and db.session.get(ReturnPlan, str(plan_id)) is not None:
+            from core.audit import record_denied
+
+            record_denied("return_plan.view_denied", object_type="return_plan", object_id=plan_id)
+        abort(404)
+
+
+RULES.update(
+    {
+        "view_aftercare": Rule(can_view_aftercare, needs_object=True),
+        "edit_aftercare": Rule(can_edit_aftercare, needs_object=True),
+        "sign_return_plan": Rule(can_sign_return_plan, needs_object=True),
+        "view_return_plan": Rule(can_view_return_plan, needs_object=True),
+        "list_return_sign_offs": Rule(can_list_return_sign_offs, needs_object=False),
+    }
+)
+
+
+# Anonymous refusals and reconsideration of status decisions --------------------------------
+# A refusal holds codes only (``casework.refusals``): the staff of the agency that met the
+# person record it and list their own agency's; statistics count everyone's. Staff of an
+# agency that keeps no case files identify people too, so the rule is the case roles, not
+# the agency's files. A reconsideration (``referrals.reconsiderations``) travels as a
+# status-decision referral: the coordinator works it through the rules above; these add the
+# owner's request and withdrawal and who reads the new information.
+
+
+def can_record_refusal(user: Any) -> bool:
+    """Return whether the user may record an anonymous refusal (case staff of any agency)."""
+    return _works_cases(user)
+
+
+def can_list_refusals(user: Any) -> bool:
+    """Return whether the user has the list of the own agency's refusals."""
+    return _works_cases(user)
+
+
+def visible_refusals(user: Any) -> Select:
+    """Return a select of the refusals the user's agency recorded (nothing for others)."""
+    from casework.refusals import NrmRefusal  # lazy: see the module docstring
+
+    if not _works_cases(user):
+        return select(NrmRefusal).where(false())
+    return select(NrmRefusal).where(NrmRefusal.agency_id == user.agency_id)
+
+
+def can_request_reconsideration(user: Any, case: Case) -> bool:
+    """Return whether the user may ask for the reconsideration of the case's negative
+    decision: the owner agency's case staff who may change the case. The period and the
+    once-per-case rule are the service's (``request_problem``), shown as errors."""
+    from casework.models import NrmStatus  # lazy: see the module docstring
+
+    return can_edit_case(user, case) and case.nrm_status == NrmStatus.NOT_RECOGNISED.value
+
+
+def _is_reconsideration_owner(user: Any, reconsideration: Any) -> bool:
+    case = reconsideration.case
+    return _works_cases(user) and _owns(user, case) and can_view_case(user, case)
+
+
+def _is_reconsideration_coordinator(user: Any, reconsideration: Any) -> bool:
+    receiving_agency_id = reconsideration.referral.receiving_agency_id
+    return _is_coordinator(user) and receiving_agency_id == user.agency_id
+
+
+def can_view_reconsideration(user: Any, reconsideration: Any) -> bool:
+    """Return whether the user sees the request (state, dates): the owner's case staff, or
+    the coordinator it was sent to."""
+    return _is_reconsideration_owner(user, reconsideration) or _is_reconsideration_coordinator(
+        user, reconsideration
+    )
+
+
+def can_read_reconsideration_information(user: Any, reconsideration: Any) -> bool:
+    """Return whether the user may read the new information: the owner's staff who read the
+    case file, or the coordinator while the request waits or is under review (as a
+    referral's reason)."""
+    if reconsideration.case.is_erased:
+        return False
+    if _is_reconsideration_owner(user, reconsideration):
+        return can_read_case_file(user, reconsideration.case)
+    return _is_reconsideration_coordinator(user, reconsideration) and reconsideration.is_open
+
+
+def can_withdraw_reconsideration(user: Any, reconsideration: Any) -> bool:
+    """Return whether the user may withdraw the request: the owner's case staff who may
+    change the case, while the request is open."""
+    return reconsideration.is_open and can_edit_case(user, reconsideration.case)
+
+
+def visible_reconsiderations(user: Any) -> Select:
+    """Return a select of the reconsiderations the user may see (keep in step with
+    ``can_view_reconsideration``)."""
+    from casework.models import Case  # lazy: see the module docstring
+    from referrals.models import Referral
+    from referrals.reconsiderations import Reconsideration
+
+    visible = []
+    if _works_cases(user):
+        own = visible_cases(user).where(Case.owner_agency_id == user.agency_id)
+        visible.append(Reconsideration.case_id.in_(own.with_only_columns(Case.id)))
+    if _is_coordinator(user):
+        sent_here = select(Referral.id).where(Referral.receiving_agency_id == user.agency_id)
+        visible.append(Reconsideration.referral_id.in_(sent_here))
+    query = select(Reconsideration)
+    return query.where(or_(*visible)) if visible else query.where(false())
+
+
+RULES.update(
+    {
+        "record_refusal": Rule(can_record_refusal, needs_object=False),
+        "list_refusals": Rule(can_list_refusals, needs_object=False),
+        "request_reconsideration": Rule(can_request_reconsideration, needs_object=True),
+        "view_reconsideration": Rule(can_view_reconsideration, needs_object=True),
+        "read_reconsideration_information": Rule(
+            can_read_reconsideration_information, needs_object=True
+        ),
+        "withdraw_reconsideration": Rule(can_withdraw_reconsideration, needs_object=True),
+    }
+)
+
+
+# Incoming reports: hotline calls and presumed-victim notifications --------------------------
+# Something reported before there is a case (casework.contacts). Hotline staff record calls
+# for their agency; staff of an agency that keeps no case file send notifications; the
+# receiving agency (an assistance agency's case staff, or the national coordinator) works
+# them. The sending agency sees the status of what it sent, never the case; the author reads
+# what they wrote only until it becomes a case. Analysts, admins and auditors: 404.
+
+
+def can_record_hotline_call(user: Any) -> bool:
+    """Return whether the user takes hotline calls: case staff of a hotline agency."""
+    from core.models import AgencyType
+
+    return _works_cases(user) and user.agency.type == AgencyType.HOTLINE.value
+
+
+def can_send_notification(user: Any) -> bool:
+    """Return whether the user sends presumed-victim notifications: case-role staff of an
+    agency that keeps no case file."""
+    return _works_cases(user) and not user.agency.keeps_case_files
+
+
+def can_receive_reports(user: Any) -> bool:
+    """Return whether the user has an inbox of incoming reports: case staff of an agency
+    that keeps case files, or the national coordinator."""
+    return (_works_cases(user) and bool(user.agency.keeps_case_files)) or _is_coordinator(user)
+
+
+def _is_report_sender(user: Any, report: Any) -> bool:
+    return (
+        _works_cases(user)
+        and report is not None
+        and report.sender_agency_id == user.agency_id
+        and (can_record_hotline_call(user) or can_send_notification(user))
+    )
+
+
+def _is_report_receiver(user: Any, report: Any) -> bool:
+    from casework.contact_workflow import State  # lazy: see the module docstring
+
+    return (
+        report is not None
+        and can_receive_reports(user)
+        and report.receiving_agency_id == user.agency_id
+        and report.state != State.NEW.value
+    )
+
+
+def can_view_report(user: Any, report: Any) -> bool:
+    """Return whether the user may open the report's page (status at least)."""
+    return _is_report_sender(user, report) or _is_report_receiver(user, report)
+
+
+def can_read_report_details(user: Any, report: Any) -> bool:
+    """Return whether the user may read the report's encrypted fields: the receiver, or the
+    author while it has not become a case (afterwards the sender sees the status only)."""
+    from casework.contact_workflow import State  # lazy: see the module docstring
+
+    if _is_report_receiver(user, report):
+        return True
+    return (
+        _is_report_sender(user, report)
+        and report.created_by_id == user.id
+        and report.state != State.CONVERTED.value
+    )
+
+
+def _may_act_on_report(user: Any, report: Any, action: str) -> bool:
+    """Return whether the user may take a receiver action on the report now: the table
+    (casework.contact_workflow) allows it from the state and the user is the receiver."""
+    from casework.contact_workflow import Side, actions_from  # lazy: see the module docstring
+
+    if not _is_report_receiver(user, report):
+        return False
+    return action in {item.value for item in actions_from(report.state, Side.RECEIVER)}
+
+
+def can_acknowledge_report(user: Any, report: Any) -> bool:
+    """Return whether the user may acknowledge the report (the receiver, while it is new)."""
+    return _may_act_on_report(user, report, "acknowledge")
+
+
+def can_convert_report(user: Any, report: Any) -> bool:
+    """Return whether the user may turn the report into a case (the receiver, while open)."""
+    return _may_act_on_report(user, report, "convert")
+
+
+def can_close_report(user: Any, report: Any) -> bool:
+    """Return whether the user may close the report without a case (the receiver, while open)."""
+    return _may_act_on_report(user, report, "close")
+
+
+def can_choose_case_owner(user: Any) -> bool:
+    """Return whether the user opens a case from a report for another agency (the national
+    coordinator, which keeps no case of its own); case staff open it for the own agency."""
+    return _is_coordinator(user) and not (
+        _works_cases(user) and bool(user.agency.keeps_case_files)
+    )
+
+
+def visible_hotline_calls(user: Any) -> Select:
+    """Return a select of the own agency's hotline calls (hotline staff only)."""
+    from casework.contact_workflow import Kind  # lazy: see the module docstring
+    from casework.contacts import IncomingReport
+
+    query = select(IncomingReport)
+    if not can_record_hotline_call(user):
+        return query.where(false())
+    return query.where(
+        IncomingReport.kind == Kind.HOTLINE_CALL.value,
+        IncomingReport.sender_agency_id == user.agency_id,
+    )
+
+
+def visible_sent_notifications(user: Any) -> Select:
+    """Return a select of the own agency's notifications (their status is what is shown)."""
+    from casework.contact_workflow import Kind  # lazy: see the module docstring
+    from casework.contacts import IncomingReport
+
+    query = select(IncomingReport)
+    if not can_send_notification(user):
+        return query.where(false())
+    return query.where(
+        IncomingReport.kind == Kind.AGENCY_NOTIFICATION.value,
+        IncomingReport.sender_agency_id == user.agency_id,
+    )
+
+
+def visible_incoming_reports(user: Any) -> Select:
+    """Return a select of the reports routed or sent to the user's agency (keep in step with
+    ``_is_report_receiver``)."""
+    from casework.contact_workflow import State  # lazy: see the module docstring
+    from casework.contacts import IncomingReport
+
+    query = select(IncomingReport)
+    if not can_receive_reports(user):
+        return query.where(false())
+    return query.where(
+        IncomingReport.receiving_agency_id == user.agency_id,
+        IncomingReport.state != State.NEW.value,
+    )
+
+
+def visible_reports(user: Any) -> Select:
+    """Return a select of every report the user may open (keep in step with
+    ``can_view_report``)."""
+    from casework.contacts import IncomingReport  # lazy: see the module docstring
+
+    conditions = [
+        scope.whereclause
+        for scope in (
+            visible_hotline_calls(user),
+            visible_sent_notifications(user),
+            visible_incoming_reports(user),
+        )
+        if scope.whereclause is not None
+    ]
+    return select(IncomingReport).where(or_(*conditions))
+
+
+def report_or_404(user: Any, report_id: Any) -> Any:
+    """Load a report through the user's scope, or answer 404 (also for a malformed id)."""
+    if not _is_uuid(report_id):
+        abort(404)
+    from casework.contacts import IncomingReport  # lazy: see the module docstring
+
+    report = db.session.scalars(
+        visible_reports(user).where(IncomingReport.id == str(report_id))
+    ).first()
+    if report is None or not can_view_report(user, report):
+        abort(404)
+    return report
+
+
+RULES.update(
+    {
+        "record_hotline_call": Rule(can_record_hotline_call, needs_object=False),
+        "send_notification": Rule(can_send_notification, needs_object=False),
+        "receive_reports": Rule(can_receive_reports, needs_object=False),
+        "view_report": Rule(can_view_report, needs_object=True),
+        "read_report_details": Rule(can_read_report_details, needs_object=True),
+        "acknowledge_report": Rule(can_acknowledge_report, needs_object=True),
+        "convert_report": Rule(can_convert_report, needs_object=True),
+        "close_report": Rule(can_close_report, needs_object=True),
+        "choose_case_owner": Rule(can_choose_case_owner, needs_object=False),
+    }
 )

@@ -9,8 +9,11 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from casework.casefile_forms import choices_of
 from casework.models import local_today
+from core.forms import CheckboxesField, HavenForm
 from referrals.decisions import REASON_MAX, DecisionOutcome, NegativeReason
 from referrals.forms import ReferralActionForm
+from referrals.models import SharedSection
+from referrals.reconsiderations import INFORMATION_MAX
 
 
 def _strip(value):
@@ -44,3 +47,25 @@ class StatusDecisionForm(ReferralActionForm):
             Length(max=REASON_MAX, message=_l("Write at most %(max)d characters.")),
         ],
     )
+
+
+class ReconsiderationRequestForm(HavenForm):
+    """The case owner's request to reconsider a negative decision: what is new, and what
+    the coordinator may read of the case (the first request's sections, and any more)."""
+
+    new_information = TextAreaField(
+        _l("New information"),
+        filters=[_strip],
+        validators=[
+            InputRequired(message=_l("Give the new information.")),
+            Length(max=INFORMATION_MAX, message=_l("Write at most %(max)d characters.")),
+        ],
+    )
+    sections = CheckboxesField(
+        _l("Case sections to share with the coordinator"),
+        choices=[SelectChoice(value, label) for value, label in SharedSection.choices()],
+    )
+
+
+class ReconsiderationWithdrawForm(HavenForm):
+    """Withdraw a reconsideration request: one button (CSRF only)."""

@@ -12,6 +12,8 @@ hold the current one) and completes the referral through ``services.transition``
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -64,10 +66,19 @@ OUTCOME_LABELS = {
 
 
 class NegativeReason(enum.StrEnum):
-    """Why the person was not recognised, coded for statistics."""
+    """Why the person was not recognised, coded for statistics.
+
+    A reviewable set: each code names one element of the trafficking definition that was
+    missing, or why no decision on the merits was possible. Codes are stable once stored
+    (``other_crime`` keeps its code and reads "another crime, not trafficking").
+    """
 
     INSUFFICIENT_INDICATORS = "insufficient_indicators"
+    NO_EXPLOITATION_ELEMENT = "no_exploitation_element"
+    # Adults only: for a child, the act and the purpose of exploitation suffice.
+    NO_MEANS_OR_ACT = "no_means_or_act"
     OTHER_CRIME = "other_crime"
+    PERSON_WITHDREW = "person_withdrew"
     NOT_REACHABLE = "not_reachable"
     OTHER = "other"
 
@@ -82,9 +93,31 @@ class NegativeReason(enum.StrEnum):
 
 REASON_LABELS = {
     NegativeReason.INSUFFICIENT_INDICATORS: _l("Insufficient indicators of trafficking"),
+    NegativeReason.NO_EXPLOITATION_ELEMENT: _l("No exploitation or purpose of exploitation"),
+    NegativeReason.NO_MEANS_OR_ACT: _l(
+        "No act (recruitment, transport, harbouring) or no means of control (adults)"
+    ),
     NegativeReason.OTHER_CRIME: _l("Not trafficking, but another crime or exploitation"),
+    NegativeReason.PERSON_WITHDREW: _l("The person withdrew from the procedure"),
     NegativeReason.NOT_REACHABLE: _l("The person could not be reached"),
     NegativeReason.OTHER: _l("Other (explain in the reason)"),
+}
+
+
+class DecisionStage(enum.StrEnum):
+    """Whether a decision is the first one on the case or the one on reconsideration."""
+
+    FIRST = "first"
+    RECONSIDERATION = "reconsideration"
+
+    @property
+    def label(self) -> str:
+        return str(STAGE_LABELS[self])
+
+
+STAGE_LABELS = {
+    DecisionStage.FIRST: _l("First decision"),
+    DecisionStage.RECONSIDERATION: _l("Decision on reconsideration"),
 }
 
 for _kind, _label in {
@@ -94,6 +127,9 @@ for _kind, _label in {
 }.items():
     register_timeline_kind(_kind, _label)
 register_notification_kind("nrm.decided", _l("The national coordinator decided a case's status"))
+register_notification_kind(
+    "nrm.reconsidered", _l("The national coordinator decided on a reconsideration")
+)
 
 
 class DecisionError(ReferralError):
@@ -107,6 +143,7 @@ class Decision(CaseRecord, db.Model):
     __table_args__ = (
         enum_check("outcome", DecisionOutcome),
         enum_check("reason_code", NegativeReason),
+        enum_check("stage", DecisionStage),
         # A negative decision always carries its coded reason; a positive one never does.
         CheckConstraint(
             "(outcome = 'not_recognised') = (reason_code IS NOT NULL)", name="negative_reason"
@@ -123,6 +160,9 @@ class Decision(CaseRecord, db.Model):
     outcome: Mapped[str] = mapped_column(enum_string(DecisionOutcome))
     decided_on: Mapped[date] = mapped_column(Date)
     reason_code: Mapped[str | None] = mapped_column(enum_string(NegativeReason))
+    stage: Mapped[str] = mapped_column(
+        enum_string(DecisionStage), default=DecisionStage.FIRST.value
+    )
     decided_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_by_agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -139,6 +179,10 @@ class Decision(CaseRecord, db.Model):
     @property
     def reason_label(self) -> str | None:
         return NegativeReason(self.reason_code).label if self.reason_code else None
+
+    @property
+    def stage_label(self) -> str:
+        return DecisionStage(self.stage).label
 
 
 # The country rule: notified within hours of identification --------------------------------
@@ -163,8 +207,14 @@ def identified_at(case: Case) -> datetime:
 
     The case's opening, unless the identification day recorded is an earlier day: then the
     end of that day (local time). The latest moment the record allows, so the rule is never
-    said to be broken when it may not have been.
+    said to be broken when it may not have been. A case opened from a presumed-victim
+    notification (casework.contacts) runs from the moment the notification records.
     """
+    from casework.contacts import reported_identified_at
+
+    reported = reported_identified_at(case) if case.id is not None else None
+    if reported is not None:
+        return reported
     zone = _zone()
     opened = case.created_at or utcnow()
     if case.identified_on is not None and case.identified_on < opened.astimezone(zone).date():
@@ -202,9 +252,14 @@ def _requests(case: Case, states: frozenset[State] | set[State]) -> Any:
 
 
 def is_notified(case: Case) -> bool:
-    """Return whether a status-decision request of the case is open or was completed."""
+    """Return whether a status-decision request of the case is open or was completed, or the
+    case came from a notification sent straight to the national coordinator."""
+    from casework.contacts import reported_to_coordinator
+
     query = _requests(case, OPEN_STATES | {State.COMPLETED}).with_only_columns(Referral.id)
-    return db.session.scalars(query.limit(1)).first() is not None
+    if db.session.scalars(query.limit(1)).first() is not None:
+        return True
+    return reported_to_coordinator(case)
 
 
 def needs_notification(case: Case, now: datetime | None = None) -> bool:
@@ -284,8 +339,12 @@ def check_decision(
     reason_text: str | None,
     *,
     today: date | None = None,
+    not_before: date | None = None,
 ) -> list[tuple[str, Any]]:
-    """Return the problems of a decision as (field name, message); empty when it may be saved."""
+    """Return the problems of a decision as (field name, message); empty when it may be saved.
+
+    ``not_before`` is the date of the decision a reconsideration decides on again.
+    """
     problems: list[tuple[str, Any]] = []
     try:
         outcome = DecisionOutcome(outcome)
@@ -300,14 +359,25 @@ def check_decision(
         problems.append(
             ("decided_on", _l("The decision date cannot be before the person was identified."))
         )
+    elif not_before is not None and decided_on < not_before:
+        problems.append(
+            ("decided_on", _l("The decision date cannot be before the decision reconsidered."))
+        )
     text = (reason_text or "").strip()
     if len(text) > REASON_MAX:
         problems.append(("reason_text", _l("The reason is too long.")))
     if outcome is DecisionOutcome.NOT_RECOGNISED:
-        if not reason_code:
+        if not reason_code or reason_code not in {reason.value for reason in NegativeReason}:
             problems.append(("reason_code", _l("Choose why the person was not recognised.")))
         elif NegativeReason(reason_code) is NegativeReason.OTHER and not text:
             problems.append(("reason_text", _l("Explain the reason.")))
+        elif NegativeReason(reason_code) is NegativeReason.NO_MEANS_OR_ACT and case.is_minor:
+            problems.append(
+                (
+                    "reason_code",
+                    _l("For a child, no means of control are needed: choose another reason."),
+                )
+            )
     elif reason_code:
         problems.append(
             ("reason_code", _l("A coded reason is given for a negative decision only."))
@@ -345,7 +415,14 @@ def record_status_decision(
     case = referral.case
     if case.is_erased or case.status != CaseStatus.OPEN.value:
         raise DecisionError(_l("The decision is recorded on an open case only."))
-    problems = check_decision(case, outcome, decided_on, reason_code, reason_text)
+    # Lazy: reconsiderations builds on this module (its model links to Decision).
+    from referrals.reconsiderations import reconsideration_for_referral
+
+    reconsideration = reconsideration_for_referral(referral)
+    not_before = reconsideration.decision.decided_on if reconsideration is not None else None
+    problems = check_decision(
+        case, outcome, decided_on, reason_code, reason_text, not_before=not_before
+    )
     if problems:
         raise DecisionError(problems[0][1])
     if expected_version is not None and referral.version != expected_version:
@@ -361,12 +438,15 @@ def record_status_decision(
         outcome=outcome.value,
         decided_on=decided_on,
         reason_code=NegativeReason(reason_code).value if reason_code else None,
+        stage=(
+            DecisionStage.RECONSIDERATION if reconsideration is not None else DecisionStage.FIRST
+        ).value,
         decided_by_user_id=user.id,
         decided_by_agency_id=user.agency_id,
         recorded_at=now,
     )
     db.session.add(decision)
-    fields = ["decision.outcome", "decision.decided_on"]
+    fields = ["decision.outcome", "decision.decided_on", "decision.stage"]
     if decision.reason_code:
         fields.append("decision.reason_code")
     if text:
@@ -402,7 +482,7 @@ def record_status_decision(
     notify(
         agency=case.owner_agency,
         roles=[Role.CASEWORKER, Role.SUPERVISOR],
-        kind="nrm.decided",
+        kind="nrm.reconsidered" if reconsideration is not None else "nrm.decided",
         reference=case.reference,
         link=f"/cases/{case.id}",
         now=now,
@@ -419,3 +499,82 @@ def decisions_of(case: Case) -> list[Decision]:
             .order_by(Decision.recorded_at.desc(), Decision.id)
         )
     )
+
+
+# For statistics: time to decision --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionDuration:
+    """One decision, as statistics read it: no personal data, codes and whole days only."""
+
+    decision_id: str
+    outcome: str
+    reason_code: str | None
+    stage: str
+    decided_on: date
+    identified_on: date
+    # decided_on minus the identification day, in days (0: decided the day identified).
+    days: int
+
+
+def decision_durations(
+    since: date | None = None,
+    until: date | None = None,
+    *,
+    stage: DecisionStage | str | None = None,
+) -> list[DecisionDuration]:
+    """Return every decision decided in [since, until] with its days since identification.
+
+    The identification day is the case's recorded one, else the local day it was opened
+    (``identification_day``). ``stage`` keeps first decisions or decisions on
+    reconsideration only; by default both (each counts as a decision of its own).
+    """
+    from casework.models import Case
+
+    query = (
+        select(Decision, Case.identified_on, Case.created_at)
+        .join(Case, Case.id == Decision.case_id)
+        .order_by(Decision.decided_on, Decision.recorded_at, Decision.id)
+    )
+    if since is not None:
+        query = query.where(Decision.decided_on >= since)
+    if until is not None:
+        query = query.where(Decision.decided_on <= until)
+    if stage is not None:
+        query = query.where(Decision.stage == DecisionStage(stage).value)
+    zone = _zone()
+    rows = []
+    for decision, identified_on, created_at in db.session.execute(query):
+        day = identified_on or created_at.astimezone(zone).date()
+        rows.append(
+            DecisionDuration(
+                decision_id=decision.id,
+                outcome=decision.outcome,
+                reason_code=decision.reason_code,
+                stage=decision.stage,
+                decided_on=decision.decided_on,
+                identified_on=day,
+                days=(decision.decided_on - day).days,
+            )
+        )
+    return rows
+
+
+def median_and_p90(values: Iterable[float]) -> tuple[float | None, float | None]:
+    """Return the median and the 90th percentile of the values (None, None when empty).
+
+    Percentiles by linear interpolation between closest ranks (NumPy's default, Excel's
+    PERCENTILE.INC), so the median of an even count is the mean of the middle two.
+    """
+    ordered = sorted(values)
+    if not ordered:
+        return None, None
+
+    def percentile(fraction: float) -> float:
+        position = (len(ordered) - 1) * fraction
+        lower = int(position)
+        upper = min(lower + 1, len(ordered) - 1)
+        return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+
+    return percentile(0.5), percentile(0.9)

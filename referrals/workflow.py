@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-
-class InvalidTransition(ValueError):
-    """Raised for a (state, action) pair that is not in ``TRANSITIONS``."""
+from core.workflow import InvalidTransition as InvalidTransition  # raised by the table
+from core.workflow import TransitionTable
 
 
 class State(enum.StrEnum):
@@ -109,39 +108,12 @@ FINAL_STATES = frozenset(set(State) - {state for state, _action in TRANSITIONS})
 REREFERABLE_STATES = frozenset({State.DECLINED, State.EXPIRED})
 
 
-def transition_for(state: State | str, action: Action | str) -> Transition:
-    """Return the move an action makes from a state.
-
-    :raises InvalidTransition: when the pair is not in ``TRANSITIONS``.
-    """
-    try:
-        key = (State(state), Action(action))
-    except ValueError:
-        raise InvalidTransition(f"unknown state or action: {state!r}, {action!r}") from None
-    try:
-        return TRANSITIONS[key]
-    except KeyError:
-        raise InvalidTransition(
-            f"cannot {key[1].value} a referral that is {key[0].value}"
-        ) from None
-
-
-def next_state(state: State | str, action: Action | str) -> State:
-    """Return the state an action leads to from a state.
-
-    :raises InvalidTransition: when the pair is not in ``TRANSITIONS``.
-    """
-    return transition_for(state, action).next_state
-
-
-def actions_from(state: State | str, side: Side | None = None) -> list[Action]:
-    """Return the actions legal from a state (taken by one side, when given), in table order."""
-    state = State(state)
-    return [
-        action
-        for (from_state, action), move in TRANSITIONS.items()
-        if from_state is state and (side is None or move.actor is side)
-    ]
+TABLE = TransitionTable("referral", State, Action, TRANSITIONS)
+# The questions every workflow asks of its table (core.workflow); InvalidTransition for a
+# pair the table does not have.
+transition_for = TABLE.transition_for
+next_state = TABLE.next_state
+actions_from = TABLE.actions_from
 
 
 # Deadlines ---------------------------------------------------------------------------------

@@ -7,9 +7,18 @@ model module is added to the import and to ``__all__``.
 """
 
 from casework.all_models import casefile, duplicates, models, reference, supervision, timeline
-from core import audit, crypto, notifications
+from core import (
+    audit,
+    crypto,
+    notifications,
+    working_days,  # public holidays (the working-day calendar)
+)
 from core import models as core_models
-from referrals import decisions, directory
+from referrals import (
+    decisions,
+    directory,
+    reconsiderations,  # reconsideration of status decisions
+)
 from referrals import models as referral_models
 from reports import jobs as report_jobs  # report jobs and their finished files
 from reports import population as report_population  # population figures (rates)
@@ -25,6 +34,7 @@ __all__ = [
     "duplicates",
     "models",
     "notifications",
+    "reconsiderations",
     "reference",
     "referral_models",
     "report_jobs",
@@ -32,4 +42,5 @@ __all__ = [
     "report_statistics",
     "supervision",
     "timeline",
+    "working_days",
 ]

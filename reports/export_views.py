@@ -15,8 +15,9 @@ from flask_login import current_user, login_required
 from core import audit, policy
 from core.security import mark_sensitive
 from reports.anonymised import build_anonymised_export
+from reports.disclosure import ProtectedTable
 from reports.exports import rows_to_csv, rows_to_xlsx, table_to_csv, table_to_xlsx
-from reports.views import ReferralTable, fresh_statistics, requested_table
+from reports.views import fresh_statistics, requested_table
 
 bp = Blueprint("exports", __name__, url_prefix="/statistics/exports")
 
@@ -77,7 +78,8 @@ def table_filename(name: str, first: int, last: int, grain: str, fmt: str) -> st
 def table(fmt: str):
     """Download one table of the statistics pages as CSV or XLSX, as the page shows it.
 
-    The arguments are the page's: ``table`` (a dimension, ``services`` or ``referrals``)
+    The arguments are the page's: ``table`` (a dimension, ``services``, ``referrals``, a
+    refusal or decision table)
     with the period and grain of the dashboard, or ``rows`` and ``columns`` of a cross-tab.
     """
     _require_statistics()
@@ -87,7 +89,8 @@ def table(fmt: str):
         abort(404)
     period, protected = requested.period, requested.table
     grain = period.grain if len(requested.dimensions) < 2 else "year"
-    if isinstance(protected, ReferralTable):
+    if not isinstance(protected, ProtectedTable):
+        # Referral outcomes, days to decision: display strings only, as the page shows them.
         rows = [[protected.title], *protected.grid()]
         body = rows_to_csv(rows) if fmt == "csv" else rows_to_xlsx(protected.title, rows)
     else:

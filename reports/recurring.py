@@ -25,14 +25,33 @@ from reports.disclosure import TOTAL, ProtectedTable
 from reports.jobs import ReportError, register_report_kind, safe_filename
 from reports.pdf import render_pdf
 from reports.population import VictimRates, rates_from
-from reports.statistics import DIMENSION_LABELS, UNKNOWN, Period, Statistics
+from reports.statistics import (
+    DECISION,
+    DECISION_REASON,
+    DECISION_SUBJECT,
+    DIMENSION_LABELS,
+    REFUSAL_SUBJECT,
+    UNKNOWN,
+    Period,
+    Statistics,
+)
 
 ANNUAL = "annual_national"
 QUARTERLY = "quarterly_action_plan"
 CONTENT_TYPE = "application/pdf"
 # The dimensions each report shows as a table, in this order; the first three also as charts.
-REPORT_DIMENSIONS = ("sex", "age_band", "minor", "exploitation_form", "agency_type", "nrm_status")
+REPORT_DIMENSIONS = (
+    "sex",
+    "age_band",
+    "minor",
+    "exploitation_form",
+    "agency_type",
+    "intake_channel",
+    "nrm_status",
+)
 CHARTED = frozenset({"sex", "age_band", "exploitation_form"})
+# The refusal tables of the annual report (the first also as a chart).
+REFUSAL_REPORT_DIMENSIONS = ("reason", "sex", "age_band")
 TOP_CITIZENSHIPS = 10
 FIRST_YEAR = 2000
 # The column of the year to date in a quarterly table (its total column).
@@ -149,6 +168,44 @@ def _sections(tables: dict[str, ProtectedTable]) -> list[dict]:
     ]
 
 
+def _refusal_context(stats: Statistics) -> dict:
+    """Return the annual report's refusals: the total and the tables by reason, sex, age."""
+    refusals = Statistics(stats.period, k=stats.k, subject=REFUSAL_SUBJECT)
+    tables = {name: refusals.dimension_table(name) for name in REFUSAL_REPORT_DIMENSIONS}
+    return {
+        "total": _shown(tables["reason"], TOTAL, TOTAL),
+        "too_few": tables["reason"].too_few,
+        "sections": [
+            {
+                "dimension": name,
+                "title": tables[name].title,
+                "table": tables[name],
+                "chart": name == "reason",
+            }
+            for name in REFUSAL_REPORT_DIMENSIONS
+        ],
+    }
+
+
+def _decision_context(stats: Statistics) -> dict:
+    """Return the annual report's status decisions: by outcome and stage, negative ones by
+    reason, and the days from identification to decision (median, 90th percentile)."""
+    decisions = Statistics(stats.period, k=stats.k, subject=DECISION_SUBJECT)
+    by_outcome = decisions.dimension_table(DECISION)
+    return {
+        "total": _shown(by_outcome, TOTAL, TOTAL),
+        "too_few": by_outcome.too_few,
+        "sections": [
+            {"dimension": name, "title": table.title, "table": table, "chart": False}
+            for name, table in (
+                (DECISION, by_outcome),
+                (DECISION_REASON, decisions.dimension_table(DECISION_REASON)),
+            )
+        ],
+        "times": decisions.decision_times(),
+    }
+
+
 def annual_context(year: int) -> dict:
     """Return everything the annual report shows for the year, protected."""
     stats = Statistics(Period(year, year, "quarter"))
@@ -167,6 +224,8 @@ def annual_context(year: int) -> dict:
         "rates": rates,
         "services": stats.services_table(),
         "referrals": stats.referral_outcomes(),
+        "refusals": _refusal_context(stats),
+        "decisions": _decision_context(stats),
         "k": stats.k,
         "too_few": tables["sex"].too_few,
     }

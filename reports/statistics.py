@@ -7,16 +7,32 @@ So the counts live in tables kept next to the cases (never in process memory: Ha
 several stateless instances):
 
 - ``stat_case_counts``: one row per month and combination of the single-valued coded
-  fields (sex, age band, minor, citizenship, region, identifying agency type, NRM status)
+  fields (sex, age band, minor, citizenship, region, identifying agency type, intake
+  channel, NRM status)
   with the number of cases; ``stat_case_code_counts`` the same per form of exploitation.
   Cross-tabs read these.
 - ``stat_margins``: per month, dimension and code, the number of cases (the dashboard's
   panels read only this, a few thousand rows for a year).
 - ``stat_referral_counts`` and ``stat_service_counts`` for referral outcomes and services.
+- ``stat_decision_counts``: status decisions per month decided, outcome, stage, negative
+  reason and whole days from identification to decision (so the median and 90th
+  percentile are computed from the aggregate).
+
+Subjects
+--------
+The same engine counts three *subjects*, each with its own total and dimensions
+(``SUBJECTS``): cases (by month identified), anonymous refusals to enter the NRM
+(``casework.refusals``, by the month recorded on them) and the coordinator's status
+decisions (``referrals.decisions``, by month decided). Their margins share
+``stat_margins`` (column ``subject``); the subject's total per month is the dimension named
+like the subject ("cases", "refusals", "decisions") and is the locked margin of every
+table of that subject. Negative decisions by reason are a part of the decisions: their
+monthly totals are locked to the two "not recognised" rows of the decisions table.
 
 Freshness: casework must not import reports, so reports listens to the ORM instead. A
 ``before_flush`` listener notes, in the same transaction, the month of every case, case
-code, referral or service record whose counted fields change (``stat_dirty_months``). The
+code, refusal (or its codes), decision, referral or service record whose counted fields
+change (``stat_dirty_months``). The
 statistics page (and ``flask reports refresh-statistics``) recomputes just those months,
 deleting their markers first, so a change committed meanwhile leaves a new marker and is
 picked up next time. Bulk loads that bypass the ORM (``core.demo.generate_cases``' COPY)
@@ -61,8 +77,17 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from casework.casefile import ServiceRecord, ServiceType
 from casework.models import AGE_BANDS, Case, CaseCode, CaseStatus, NrmStatus
+from casework.refusals import NrmRefusal, NrmRefusalCode
 from core.db import UTCDateTime, db, utcnow
 from core.models import AgencyType
+from referrals.decisions import (
+    Decision,
+    DecisionOutcome,
+    DecisionStage,
+    NegativeReason,
+    decision_durations,
+    median_and_p90,
+)
 from referrals.models import Referral
 from referrals.workflow import State
 from reports import disclosure
@@ -70,6 +95,8 @@ from reports.disclosure import COUNT, TOTAL, CountTable, ProtectedTable
 
 UNKNOWN = "unknown"
 CASES = "cases"
+REFUSALS = "refusals"
+DECISIONS = "decisions"
 
 # Statistics read cases by month identified.
 Index("ix_cases_identified_on", Case.identified_on)
@@ -90,6 +117,7 @@ class CaseCount(db.Model):
     citizenship: Mapped[str] = mapped_column(String(40))
     region: Mapped[str] = mapped_column(String(40))
     agency_type: Mapped[str] = mapped_column(String(40))
+    intake_channel: Mapped[str] = mapped_column(String(40))
     nrm_status: Mapped[str] = mapped_column(String(40))
     count: Mapped[int] = mapped_column(Integer)
 
@@ -109,6 +137,7 @@ class CaseCodeCount(db.Model):
     citizenship: Mapped[str] = mapped_column(String(40))
     region: Mapped[str] = mapped_column(String(40))
     agency_type: Mapped[str] = mapped_column(String(40))
+    intake_channel: Mapped[str] = mapped_column(String(40))
     nrm_status: Mapped[str] = mapped_column(String(40))
     count: Mapped[int] = mapped_column(Integer)
 
@@ -120,6 +149,8 @@ class Margin(db.Model):
     __table_args__ = (Index("ix_stat_margins_month", "month", "dimension"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # What is counted: "cases", "refusals" or "decisions" (``SUBJECTS``).
+    subject: Mapped[str] = mapped_column(String(20), default=CASES, server_default=CASES)
     month: Mapped[str] = mapped_column(String(7))
     dimension: Mapped[str] = mapped_column(String(40))
     code: Mapped[str] = mapped_column(String(40))
@@ -137,6 +168,22 @@ class ReferralCount(db.Model):
     service_type: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(40))
     response_hours: Mapped[int | None] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class DecisionCount(db.Model):
+    """Status decisions per month decided, outcome, stage, negative reason (``none`` for a
+    positive one) and whole days from identification to decision."""
+
+    __tablename__ = "stat_decision_counts"
+    __table_args__ = (Index("ix_stat_decision_counts_month", "month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))
+    outcome: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str] = mapped_column(String(40))
+    reason_code: Mapped[str] = mapped_column(String(40))
+    days: Mapped[int] = mapped_column(Integer)
     count: Mapped[int] = mapped_column(Integer)
 
 
@@ -180,6 +227,7 @@ SINGLE_DIMENSIONS = (
     "citizenship",
     "region",
     "agency_type",
+    "intake_channel",
     "nrm_status",
 )
 MULTI_DIMENSION = "exploitation_form"
@@ -192,10 +240,96 @@ DIMENSION_LABELS = {
     "citizenship": _l("Citizenship"),
     "region": _l("Region of identification"),
     "agency_type": _l("Identifying agency type"),
+    "intake_channel": _l("Intake channel"),
     "nrm_status": _l("NRM status"),
 }
 GRAINS = ("month", "quarter", "year")
 GRAIN_LABELS = {"month": _l("Month"), "quarter": _l("Quarter"), "year": _l("Year")}
+
+# Refusals to enter the NRM: why, and the case's dimensions that a refusal records.
+REFUSAL_DIMENSIONS = (
+    "reason",
+    "sex",
+    "age_band",
+    "minor",
+    "citizenship",
+    "region",
+    "agency_type",
+    "intake_channel",
+    MULTI_DIMENSION,
+)
+REFUSAL_LABELS = {
+    "reason": _l("Reason for refusal"),
+    **{name: DIMENSION_LABELS[name] for name in REFUSAL_DIMENSIONS if name != "reason"},
+}
+# Status decisions: by outcome and stage (codes "<outcome>:<stage>"), and the negative ones
+# by coded reason.
+DECISION = "decision"
+DECISION_REASON = "decision_reason"
+DECISION_DIMENSIONS = (DECISION, DECISION_REASON)
+DECISION_LABELS = {
+    DECISION: _l("Decisions by outcome and stage"),
+    DECISION_REASON: _l("Negative decisions by reason"),
+}
+NO_REASON = "none"
+# The rows of the decisions table: short, so that charts do not cut them.
+DECISION_ROW_LABELS = {
+    "recognised:first": _l("Recognised, first decision"),
+    "recognised:reconsideration": _l("Recognised on reconsideration"),
+    "not_recognised:first": _l("Not recognised, first decision"),
+    "not_recognised:reconsideration": _l("Not recognised on reconsideration"),
+}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a family of tables counts, with its own total per month and dimensions.
+
+    ``multi``: dimensions in which one item may count in several rows (their totals are
+    not the subject's total, so they are not locked to it). ``part``: a dimension that
+    counts only some items (negative decisions), with the rows of the ``DECISION`` table
+    that add up to its totals.
+    """
+
+    name: str
+    noun: object
+    dimensions: tuple[str, ...]
+    labels: dict
+    multi: frozenset[str] = frozenset()
+    part: tuple[str, tuple[str, ...]] | None = None
+    # The title of a dimension's table ("%(dimension)s": its label), so that tables of two
+    # subjects never share a title; None: the label alone.
+    title_format: object | None = None
+
+    def title(self, dimension: str) -> str:
+        label = str(self.labels[dimension])
+        if self.title_format is None:
+            return label
+        return str(self.title_format) % {"dimension": label}
+
+
+CASE_SUBJECT = Subject(
+    CASES, _l("Cases"), DIMENSIONS, DIMENSION_LABELS, frozenset({MULTI_DIMENSION})
+)
+REFUSAL_SUBJECT = Subject(
+    REFUSALS,
+    _l("Refusals"),
+    REFUSAL_DIMENSIONS,
+    REFUSAL_LABELS,
+    frozenset({MULTI_DIMENSION}),
+    title_format=_l("Refusals: %(dimension)s"),
+)
+DECISION_SUBJECT = Subject(
+    DECISIONS,
+    _l("Decisions"),
+    DECISION_DIMENSIONS,
+    DECISION_LABELS,
+    part=(
+        DECISION_REASON,
+        tuple(f"{DecisionOutcome.NOT_RECOGNISED.value}:{stage.value}" for stage in DecisionStage),
+    ),
+)
+SUBJECTS = {subject.name: subject for subject in (CASE_SUBJECT, REFUSAL_SUBJECT, DECISION_SUBJECT)}
 
 
 def _case_columns() -> dict[str, object]:
@@ -213,6 +347,7 @@ def _case_columns() -> dict[str, object]:
         "citizenship": func.coalesce(Case.citizenship, UNKNOWN),
         "region": func.coalesce(Case.identification_region, UNKNOWN),
         "agency_type": func.coalesce(Case.identifying_agency_type, UNKNOWN),
+        "intake_channel": func.coalesce(Case.intake_channel, UNKNOWN),
         "nrm_status": func.coalesce(Case.nrm_status, UNKNOWN),
     }
 
@@ -261,7 +396,7 @@ def refresh_statistics(months: Iterable[str] | None = None) -> int:
     month_list = None if months is None else sorted(set(months))
     if month_list == []:
         return 0
-    tables = (CaseCount, CaseCodeCount, Margin, ReferralCount, ServiceCount)
+    tables = (CaseCount, CaseCodeCount, Margin, ReferralCount, ServiceCount, DecisionCount)
     for model in tables:
         statement = delete(model)
         if month_list is not None:
@@ -325,6 +460,8 @@ def refresh_statistics(months: Iterable[str] | None = None) -> int:
             .group_by(CaseCount.month),
         )
     )
+    _refresh_refusals(month_list, dialect)
+    _refresh_decisions(month_list)
     _refresh_referrals(month_list, dialect)
     _refresh_services(month_list, dialect)
     if month_list is None:
@@ -334,6 +471,101 @@ def refresh_statistics(months: Iterable[str] | None = None) -> int:
         session.execute(delete(DirtyMonth))
     session.flush()
     return len(month_list) if month_list is not None else -1
+
+
+def _refusal_columns() -> dict[str, object]:
+    """Return the SQL expression of each single-valued refusal dimension (as for cases)."""
+    from sqlalchemy import case as sql_case
+
+    minor = func.coalesce(
+        sql_case((NrmRefusal.is_minor.is_(True), "yes"), (NrmRefusal.is_minor.is_(False), "no")),
+        UNKNOWN,
+    )
+    return {
+        "reason": func.coalesce(NrmRefusal.refusal_reason, UNKNOWN),
+        "sex": func.coalesce(NrmRefusal.sex, UNKNOWN),
+        "age_band": func.coalesce(NrmRefusal.age_band, UNKNOWN),
+        "minor": minor,
+        "citizenship": func.coalesce(NrmRefusal.citizenship, UNKNOWN),
+        "region": func.coalesce(NrmRefusal.identification_region, UNKNOWN),
+        "agency_type": func.coalesce(NrmRefusal.identifying_agency_type, UNKNOWN),
+        "intake_channel": func.coalesce(NrmRefusal.intake_channel, UNKNOWN),
+    }
+
+
+def _refresh_refusals(months: list[str] | None, dialect: str) -> None:
+    """Count the refusals of the months into ``stat_margins`` (subject "refusals")."""
+    month = _month_of(NrmRefusal.month, dialect)
+    where = (
+        NrmRefusal.month.is_not(None)
+        if months is None
+        else NrmRefusal.month.in_([_month_bounds(m)[0] for m in months])
+    )
+    target = ["month", "subject", "dimension", "code", "count"]
+    for name, column in _refusal_columns().items():
+        grouped = (
+            select(month, literal(REFUSALS), literal(name), column, func.count())
+            .where(where)
+            .group_by(month, column)
+        )
+        db.session.execute(insert(Margin).from_select(target, grouped))
+    form = func.coalesce(NrmRefusalCode.code, UNKNOWN)
+    coded = (
+        select(month, literal(REFUSALS), literal(MULTI_DIMENSION), form, func.count())
+        .select_from(NrmRefusal)
+        .outerjoin(
+            NrmRefusalCode,
+            and_(
+                NrmRefusalCode.refusal_id == NrmRefusal.id,
+                NrmRefusalCode.list_name == MULTI_DIMENSION,
+            ),
+        )
+        .where(where)
+        .group_by(month, form)
+    )
+    db.session.execute(insert(Margin).from_select(target, coded))
+    total = (
+        select(month, literal(REFUSALS), literal(REFUSALS), literal(COUNT), func.count())
+        .where(where)
+        .group_by(month)
+    )
+    db.session.execute(insert(Margin).from_select(target, total))
+
+
+def _refresh_decisions(months: list[str] | None) -> None:
+    """Count the status decisions of the months (by month decided) and their margins."""
+    if months is None:
+        rows = decision_durations()
+    else:
+        rows = []
+        for month in months:
+            first, following = _month_bounds(month)
+            rows += decision_durations(first, following - timedelta(days=1))
+    counts: dict[tuple[str, str, str, str, int], int] = defaultdict(int)
+    margins: dict[tuple[str, str, str], int] = defaultdict(int)
+    for row in rows:
+        month = row.decided_on.strftime("%Y-%m")
+        reason = row.reason_code or NO_REASON
+        counts[(month, row.outcome, row.stage, reason, max(0, row.days))] += 1
+        margins[(month, DECISIONS, COUNT)] += 1
+        margins[(month, DECISION, f"{row.outcome}:{row.stage}")] += 1
+        if row.outcome == DecisionOutcome.NOT_RECOGNISED.value:
+            margins[(month, DECISION_REASON, reason)] += 1
+    if counts:
+        db.session.execute(
+            insert(DecisionCount),
+            [
+                {"month": m, "outcome": o, "stage": st, "reason_code": r, "days": d, "count": n}
+                for (m, o, st, r, d), n in counts.items()
+            ],
+        )
+        db.session.execute(
+            insert(Margin),
+            [
+                {"month": m, "subject": DECISIONS, "dimension": dim, "code": code, "count": n}
+                for (m, dim, code), n in margins.items()
+            ],
+        )
 
 
 def _refresh_referrals(months: list[str] | None, dialect: str) -> None:
@@ -411,8 +643,12 @@ _CASE_FIELDS = (
     "identification_region",
     "identified_on",
     "identifying_agency_type",
+    "intake_channel",
     "nrm_status",
 )
+
+
+_DECISION_FIELDS = ("outcome", "decided_on", "reason_code", "stage", "case_id")
 
 
 def _month_text(value) -> str | None:
@@ -449,10 +685,31 @@ def _note_dirty_months(session: Session, _context, _instances) -> None:
                 state = inspect(obj)
                 if obj in session.new or obj in session.deleted or _changed(state, _CASE_FIELDS):
                     months |= _case_months(session, obj, state)
+                if state.persistent and _changed(state, ("identified_on",)):
+                    # The days from identification to its decisions change with it.
+                    decided = select(Decision.decided_on).where(Decision.case_id == obj.id)
+                    months |= {_month_text(day) for day in session.scalars(decided)}
             elif isinstance(obj, CaseCode):
                 case = obj.case or session.get(Case, obj.case_id)
                 if case is not None:
                     months |= _case_months(session, case, inspect(case))
+            elif isinstance(obj, NrmRefusal):
+                state = inspect(obj)
+                for value in (*state.attrs.month.history.deleted, obj.month):
+                    months.add(_month_text(value))
+            elif isinstance(obj, NrmRefusalCode):
+                refusal = obj.refusal or session.get(NrmRefusal, obj.refusal_id)
+                if refusal is not None:
+                    months.add(_month_text(refusal.month))
+            elif isinstance(obj, Decision):
+                state = inspect(obj)
+                if (
+                    obj in session.new
+                    or obj in session.deleted
+                    or _changed(state, _DECISION_FIELDS)
+                ):
+                    for value in (*state.attrs.decided_on.history.deleted, obj.decided_on):
+                        months.add(_month_text(value))
             elif isinstance(obj, Referral):
                 state = inspect(obj)
                 if obj.sent_at is not None and (
@@ -533,8 +790,15 @@ def _rows(dimension: str, present: Iterable[str]) -> list[tuple[str, str]]:
     from casework.reference import collation_key, labels_of
 
     present = set(present)
-    if dimension in ("sex", "region", "exploitation_form", "citizenship"):
-        list_name = {"citizenship": "country"}.get(dimension, dimension)
+    if dimension in (
+        "sex",
+        "region",
+        "exploitation_form",
+        "citizenship",
+        "intake_channel",
+        "reason",
+    ):
+        list_name = {"citizenship": "country", "reason": "refusal_reason"}.get(dimension, dimension)
         labels = labels_of(list_name)
         if dimension == "citizenship":
             rows = sorted(
@@ -552,6 +816,10 @@ def _rows(dimension: str, present: Iterable[str]) -> list[tuple[str, str]]:
         rows = [(member.value, member.label) for member in AgencyType]
     elif dimension == "nrm_status":
         rows = [(member.value, str(NRM_LABELS[member])) for member in NrmStatus]
+    elif dimension == DECISION:
+        rows = list(DECISION_ROW_LABELS.items())
+    elif dimension == DECISION_REASON:
+        rows = [(member.value, member.label) for member in NegativeReason]
     else:
         raise KeyError(dimension)
     if UNKNOWN in present:
@@ -560,15 +828,24 @@ def _rows(dimension: str, present: Iterable[str]) -> list[tuple[str, str]]:
 
 
 class Statistics:
-    """The protected tables of one period, read from the pre-aggregated counts."""
+    """The protected tables of one period and subject, read from the pre-aggregated counts.
 
-    def __init__(self, period: Period, k: int | None = None) -> None:
+    ``subject`` (``SUBJECTS``): cases by default, or refusals, or status decisions; each
+    has its own total per month, the locked margin of its tables.
+    """
+
+    def __init__(
+        self, period: Period, k: int | None = None, subject: Subject | str = CASE_SUBJECT
+    ) -> None:
         self.period = period
         self.k = k or disclosure_k()
+        self.subject = SUBJECTS[subject] if isinstance(subject, str) else subject
         self._margins: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
         self._present: dict[str, set[str]] = defaultdict(set)
         query = select(Margin.dimension, Margin.code, Margin.month, Margin.count).where(
-            Margin.month >= f"{period.first}-01", Margin.month <= f"{period.last}-12"
+            Margin.subject == self.subject.name,
+            Margin.month >= f"{period.first}-01",
+            Margin.month <= f"{period.last}-12",
         )
         for dimension, code, month, count in db.session.execute(query):
             self._margins[dimension][(code, month)] = count
@@ -578,41 +855,61 @@ class Statistics:
 
     # Base tables of one year ----------------------------------------------------------
 
-    def cases_by_month(self, year: int) -> ProtectedTable:
-        """Return the protected table of cases per month of the year (the locked margins)."""
+    def totals_by_month(self, year: int) -> ProtectedTable:
+        """Return the protected table of the subject per month of the year (cases, refusals
+        or decisions): the locked margins of its tables."""
         if year not in self._month_tables:
             months = [f"{year}-{m:02d}" for m in range(1, 13)]
-            counts = {(m, COUNT): self._margins[CASES].get((COUNT, m), 0) for m in months}
+            total = self._margins[self.subject.name]
+            counts = {(m, COUNT): total.get((COUNT, m), 0) for m in months}
+            noun = str(self.subject.noun)
             table = CountTable(
-                title=str(_l("Cases")),
+                title=noun,
                 row_dimension=str(_l("Month")),
                 rows=[(m, m) for m in months],
                 counts=counts,
-                columns=[(COUNT, str(_l("Cases")))],
+                columns=[(COUNT, noun)],
             )
             self._month_tables[year] = disclosure.protect(table, self.k)
         return self._month_tables[year]
+
+    cases_by_month = totals_by_month
 
     def base(self, dimension: str, year: int) -> ProtectedTable:
         """Return the dimension by the months of the year, protected (the base table)."""
         key = (dimension, year)
         if key in self._bases:
             return self._bases[key]
+        if dimension not in self.subject.dimensions:
+            raise KeyError(dimension)
         months = [f"{year}-{m:02d}" for m in range(1, 13)]
         rows = _rows(dimension, self._present[dimension])
         margins = self._margins[dimension]
         counts = {(code, m): margins.get((code, m), 0) for code, _label in rows for m in months}
-        month_table = self.cases_by_month(year)
-        population = sum(self._margins[CASES].get((COUNT, m), 0) for m in months)
+        population = self.year_population(year)
         locked: dict[tuple[str, str], bool] = {}
-        if dimension != MULTI_DIMENSION:
-            # Cases per month are the same numbers in every dimension's table.
+        part = self.subject.part
+        if part is not None and dimension == part[0]:
+            # A part (negative decisions): its totals are sums of rows of the decisions
+            # table, published only where every one of those rows is.
+            whole = self.base(DECISION, year)
+            population = sum(margins.get((code, m), 0) for code, _label in rows for m in months)
+            if whole.too_few:
+                population = 0  # the decisions table is withheld as a whole: so is its part
+            for column in (*months, TOTAL):
+                locked[(TOTAL, column)] = all(
+                    whole.value(code, column) is not None for code in part[1]
+                )
+        elif dimension not in self.subject.multi:
+            # The subject per month: the same numbers in every dimension's table.
+            month_table = self.totals_by_month(year)
             for m in months:
                 locked[(TOTAL, m)] = month_table.value(m, COUNT) is not None
             locked[(TOTAL, TOTAL)] = month_table.value(TOTAL, COUNT) is not None
+        label = str(self.subject.labels[dimension])
         table = CountTable(
-            title=str(DIMENSION_LABELS[dimension]),
-            row_dimension=str(DIMENSION_LABELS[dimension]),
+            title=self.subject.title(dimension),
+            row_dimension=label,
             rows=rows,
             counts=counts,
             column_dimension=str(_l("Month")),
@@ -629,7 +926,7 @@ class Statistics:
         """Return the dimension by the periods of the grain, over the whole range."""
         parts = {str(year): self.base(dimension, year) for year in self.period.years}
         return disclosure.combine(
-            str(DIMENSION_LABELS[dimension]),
+            self.subject.title(dimension),
             parts,
             self.period.columns(),
             k=self.k,
@@ -638,6 +935,8 @@ class Statistics:
 
     def crosstab(self, first: str, second: str) -> ProtectedTable:
         """Return the cross-tab of two dimensions over the range's whole years."""
+        if self.subject is not CASE_SUBJECT:
+            raise KeyError((first, second))  # cross-tabs are of cases only
         if first == second or first not in DIMENSIONS or second not in DIMENSIONS:
             raise KeyError((first, second))
         parts = {str(year): self._crosstab_year(first, second, year) for year in self.period.years}
@@ -689,7 +988,70 @@ class Statistics:
         return disclosure.protect(table, self.k)
 
     def year_population(self, year: int) -> int:
-        return sum(self._margins[CASES].get((COUNT, f"{year}-{m:02d}"), 0) for m in range(1, 13))
+        total = self._margins[self.subject.name]
+        return sum(total.get((COUNT, f"{year}-{m:02d}"), 0) for m in range(1, 13))
+
+    def decision_times(self) -> list[dict]:
+        """Return the days from identification to decision per year and outcome (and all
+        outcomes) that had decisions: their number, median and 90th percentile. A median
+        and percentile are published over at least k decisions only ("<k" otherwise); the
+        number shown is the decisions table's (protected) total of the same year and rows.
+
+        Durations are whole days from the identification day to the decision day, as
+        ``referrals.decisions.decision_durations`` computes them, read from their
+        aggregate (``stat_decision_counts``); ``median_and_p90`` interpolates."""
+        query = select(
+            DecisionCount.month, DecisionCount.outcome, DecisionCount.days, DecisionCount.count
+        ).where(
+            DecisionCount.month >= f"{self.period.first}-01",
+            DecisionCount.month <= f"{self.period.last}-12",
+        )
+        days: dict[tuple[int, str | None], list[int]] = defaultdict(list)
+        for month, outcome, value, count in db.session.execute(query):
+            for key in ((int(month[:4]), outcome), (int(month[:4]), None)):
+                days[key].extend([value] * count)
+        rows = []
+        for year in self.period.years:
+            decisions = self.base(DECISION, year) if self.subject is DECISION_SUBJECT else None
+            for outcome in (None, *DecisionOutcome):
+                values = days.get((year, outcome.value if outcome else None), [])
+                if not values:
+                    continue  # no decision: no row (the decisions table shows the 0)
+                if len(values) >= self.k:
+                    median, p90 = median_and_p90(values)
+                    shown = (f"{median:g}", f"{p90:g}")
+                else:
+                    shown = (f"<{self.k}", f"<{self.k}")
+                count = "x"
+                if decisions is not None:
+                    count = self._decisions_shown(decisions, year, outcome)
+                rows.append(
+                    {
+                        "year": year,
+                        "outcome": outcome.value if outcome else TOTAL,
+                        "label": outcome.label if outcome else str(_l("All decisions")),
+                        "decisions": count,
+                        "median": shown[0],
+                        "p90": shown[1],
+                    }
+                )
+        return rows
+
+    def _decisions_shown(
+        self, table: ProtectedTable, year: int, outcome: DecisionOutcome | None
+    ) -> str:
+        """Return the published count of the year's decisions (of one outcome): a row total
+        of the decisions table, or the sum of the outcome's rows when both are published."""
+        if table.too_few:
+            # Withheld as a whole: for too few decisions, or because it could not be protected.
+            return f"<{self.k}" if self.year_population(year) < self.k else "x"
+        if outcome is None:
+            return table.grand_total
+        codes = [f"{outcome.value}:{stage.value}" for stage in DecisionStage]
+        values = [table.value(code, TOTAL) for code in codes]
+        if any(value is None for value in values):
+            return "x"
+        return str(sum(values))
 
     def services_table(self) -> ProtectedTable:
         """Return services delivered by type and year (each year protected on its own)."""

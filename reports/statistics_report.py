@@ -2,7 +2,8 @@
 
 Registered as the report kind ``statistics_report``. It reads ``reports.statistics``
 only (never raw counts), so the PDF shows exactly what the statistics page would: the
-same "<k" and "x" markers, nothing for a period with fewer than k cases.
+same "<k" and "x" markers, nothing for a period with fewer than k cases (refusals,
+decisions).
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from core.db import utcnow
 from reports import statistics
 from reports.jobs import ReportError, ReportJob, register_report_kind, safe_filename
 from reports.pdf import render_pdf
-from reports.statistics import DIMENSIONS, GRAIN_LABELS, GRAINS, Period, Statistics
+from reports.statistics import (
+    DECISION_SUBJECT,
+    DIMENSIONS,
+    GRAIN_LABELS,
+    GRAINS,
+    REFUSAL_SUBJECT,
+    Period,
+    Statistics,
+)
 
 KIND = "statistics_report"
 # Like the page: a month table of more than two years is unreadable, and so on.
@@ -52,6 +61,14 @@ def build_statistics_report(job: ReportJob, progress) -> tuple[str, str, bytes]:
     for number, dimension in enumerate(DIMENSIONS):
         panels.append((dimension, stats.dimension_table(dimension)))
         progress(10 + 60 * (number + 1) // len(DIMENSIONS), "tables")
+    # Refusals to enter the NRM and status decisions: their own subjects, same protection.
+    refusals = Statistics(period, k=stats.k, subject=REFUSAL_SUBJECT)
+    refusal_panels = [(name, refusals.dimension_table(name)) for name in REFUSAL_SUBJECT.dimensions]
+    decisions = Statistics(period, k=stats.k, subject=DECISION_SUBJECT)
+    decision_panels = [
+        (name, decisions.dimension_table(name)) for name in DECISION_SUBJECT.dimensions
+    ]
+    decision_times = decisions.decision_times()
     services = stats.services_table()
     referrals = stats.referral_outcomes()
     progress(75, "rendering")
@@ -68,6 +85,9 @@ def build_statistics_report(job: ReportJob, progress) -> tuple[str, str, bytes]:
         period=period,
         grain_label=GRAIN_LABELS[period.grain],
         panels=panels,
+        refusal_panels=refusal_panels,
+        decision_panels=decision_panels,
+        decision_times=decision_times,
         services=services,
         referrals=referrals,
         k=stats.k,

@@ -4,6 +4,11 @@ Analysts and the national coordinator see them (``policy.can_view_statistics``);
 else signed in gets 404, and the refused visit is audited. ``requested_table`` builds a
 table from request arguments for the pages and for their CSV/XLSX downloads alike, so a
 download can never hold a number the page hides.
+
+Besides the case tables, the dashboard shows the refusals to enter the NRM (one table per
+refusal dimension, ``refusals_<dimension>``) and the status decisions (``decisions``,
+``decision_reasons``, ``decision_times``), each subject protected on its own totals
+(``reports.statistics.Subject``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,18 @@ from core.db import db
 from core.forms import HavenForm
 from reports import statistics
 from reports.disclosure import ProtectedTable
-from reports.statistics import DIMENSION_LABELS, DIMENSIONS, GRAIN_LABELS, GRAINS, Period
+from reports.statistics import (
+    DECISION,
+    DECISION_REASON,
+    DECISION_SUBJECT,
+    DIMENSION_LABELS,
+    DIMENSIONS,
+    GRAIN_LABELS,
+    GRAINS,
+    REFUSAL_DIMENSIONS,
+    REFUSAL_SUBJECT,
+    Period,
+)
 
 bp = Blueprint("statistics", __name__, url_prefix="/statistics")
 
@@ -32,9 +48,17 @@ bp = Blueprint("statistics", __name__, url_prefix="/statistics")
 MAX_MONTH_YEARS = 2
 SERVICES = "services"
 REFERRALS = "referrals"
+# The tables of other subjects than cases: table name -> (subject, dimension).
+SUBJECT_TABLES = {
+    **{f"refusals_{name}": (REFUSAL_SUBJECT, name) for name in REFUSAL_DIMENSIONS},
+    "decisions": (DECISION_SUBJECT, DECISION),
+    "decision_reasons": (DECISION_SUBJECT, DECISION_REASON),
+}
+DECISION_TIMES = "decision_times"
 # The tables of the dashboard, by the name the ``table`` argument gives them.
-TABLES = (*DIMENSIONS, SERVICES, REFERRALS)
+TABLES = (*DIMENSIONS, *SUBJECT_TABLES, DECISION_TIMES, SERVICES, REFERRALS)
 REFERRAL_COLUMNS = ("sent", "accepted", "declined", "expired", "median_hours")
+DECISION_TIME_COLUMNS = ("decisions", "median", "p90")
 
 
 class PeriodForm(HavenForm):
@@ -83,12 +107,31 @@ class ReferralTable:
 
 
 @dataclass
+class DecisionTimeTable:
+    """Days from identification to decision per year and outcome, as the page shows them."""
+
+    title: str
+    headings: list[str]
+    rows: list[dict]
+
+    def grid(self) -> list[list[str]]:
+        """Return the heading row and one row per year and outcome, as the page shows them."""
+        return [
+            list(self.headings),
+            *(
+                [str(row["year"]), str(row["label"]), *(str(row[k]) for k in DECISION_TIME_COLUMNS)]
+                for row in self.rows
+            ),
+        ]
+
+
+@dataclass
 class RequestedTable:
     """One table of the statistics pages, built from the request's arguments."""
 
     name: str  # a dimension, "services", "referrals", or "<rows>-by-<columns>"
     period: Period
-    table: ProtectedTable | ReferralTable
+    table: ProtectedTable | ReferralTable | DecisionTimeTable
     dimensions: tuple[str, ...] = ()
 
 
@@ -135,10 +178,34 @@ def referral_table(stats: statistics.Statistics) -> ReferralTable:
     return ReferralTable(_("Referral outcomes by service"), headings, stats.referral_outcomes())
 
 
+def decision_time_table(stats: statistics.Statistics) -> DecisionTimeTable:
+    """Return the days from identification to decision as the dashboard shows them."""
+    headings = [
+        _("Year"),
+        _("Decision"),
+        _("Decisions"),
+        _("Median days"),
+        _("90th percentile, days"),
+    ]
+    return DecisionTimeTable(
+        _("Days from identification to decision"), headings, stats.decision_times()
+    )
+
+
+def subject_statistics(
+    stats: statistics.Statistics, subject: statistics.Subject
+) -> statistics.Statistics:
+    """Return the statistics of another subject over the same period and k."""
+    if stats.subject is subject:
+        return stats
+    return statistics.Statistics(stats.period, k=stats.k, subject=subject)
+
+
 def build_table(
     stats: statistics.Statistics, name: str, columns: str | None = None
-) -> ProtectedTable | ReferralTable:
-    """Return one table of the period: a dimension's, services, referrals, or a cross-tab.
+) -> ProtectedTable | ReferralTable | DecisionTimeTable:
+    """Return one table of the period: a dimension's, services, referrals, a refusal or
+    decision table, or a cross-tab.
 
     With ``columns``, ``name`` is the rows' dimension of a cross-tab.
 
@@ -146,6 +213,11 @@ def build_table(
     """
     if columns is not None:
         return stats.crosstab(name, columns)
+    if name in SUBJECT_TABLES:
+        subject, dimension = SUBJECT_TABLES[name]
+        return subject_statistics(stats, subject).dimension_table(dimension)
+    if name == DECISION_TIMES:
+        return decision_time_table(subject_statistics(stats, DECISION_SUBJECT))
     if name in DIMENSIONS:
         return stats.dimension_table(name)
     if name == SERVICES:
@@ -174,7 +246,10 @@ def requested_table(args: Mapping[str, str]) -> RequestedTable | None:
         return None
     period = read_period(PeriodForm(args))
     table = build_table(statistics.Statistics(period), name)
-    return RequestedTable(name, period, table, (name,) if name in DIMENSIONS else ())
+    dimensions = (name,) if name in DIMENSIONS else ()
+    if name in SUBJECT_TABLES:
+        dimensions = (SUBJECT_TABLES[name][1],)
+    return RequestedTable(name, period, table, dimensions)
 
 
 def fresh_statistics() -> None:
@@ -192,11 +267,20 @@ def index():
     period = read_period(form)
     stats = statistics.Statistics(period)
     panels = [(dimension, build_table(stats, dimension)) for dimension in DIMENSIONS]
+    refusal_panels = [
+        (f"refusals_{name}", build_table(stats, f"refusals_{name}")) for name in REFUSAL_DIMENSIONS
+    ]
+    decision_panels = [
+        (name, build_table(stats, name)) for name in ("decisions", "decision_reasons")
+    ]
     return render_template(
         "reports/statistics/index.html",
         form=form,
         period=period,
         panels=panels,
+        refusal_panels=refusal_panels,
+        decision_panels=decision_panels,
+        decision_times=build_table(stats, DECISION_TIMES),
         services=build_table(stats, SERVICES),
         referrals=build_table(stats, REFERRALS),
         k=stats.k,

@@ -80,6 +80,8 @@ def test_every_list_is_seeded_with_three_languages(db):
         "means_of_control",
         "recruitment_type",
         "closure_reason",
+        "intake_channel",
+        "refusal_reason",
     }
     assert all(row.label_en and row.label_az and row.label_ru for row in rows)
     regions = {row.code for row in rows if row.list_name == "region"}

@@ -198,7 +198,8 @@ def test_admin_creates_an_agency_through_the_form(admin_client):
 def test_admin_edits_an_agency(admin_client, world):
     response = admin_client.post_form(
         f"/admin/agencies/{world.south.id}/edit",
-        {"name": "Shelter South-West", "type": "shelter"},
+        # The browser sends the "keeps case files" box, checked as the agency has it.
+        {"name": "Shelter South-West", "type": "shelter", "keeps_case_files": "y"},
     )
     assert response.status_code == 302
     assert fresh(Agency, world.south.id).name == "Shelter South-West"

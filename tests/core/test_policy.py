@@ -92,6 +92,22 @@ CASE_ACTIONS += ["read_case_file"]
 # The status decision's rules: tested in tests/referrals/test_decisions.py.
 USER_ACTIONS += ["list_status_decisions"]
 OTHER_OBJECT_ACTIONS += ["record_status_decision"]
+# The child path's and the holidays' rules: tested in tests/casework/test_child_protection.py
+# and tests/core/test_working_days.py.
+OTHER_OBJECT_ACTIONS += ["view_child_path", "record_child_path", "manage_public_holidays"]
+# Incoming reports (hotline calls, notifications): tested in tests/casework/test_contacts.py.
+OTHER_OBJECT_ACTIONS += ["record_hotline_call", "send_notification", "receive_reports"]
+OTHER_OBJECT_ACTIONS += ["view_report", "read_report_details", "choose_case_owner"]
+OTHER_OBJECT_ACTIONS += [f"{verb}_report" for verb in ("acknowledge", "convert", "close")]
+# Return and reintegration: tested in tests/casework/test_returns.py and test_reintegration.py.
+OTHER_OBJECT_ACTIONS += ["view_aftercare", "edit_aftercare", "sign_return_plan"]
+OTHER_OBJECT_ACTIONS += ["view_return_plan", "list_return_sign_offs"]
+# Refusals and reconsiderations: tested in tests/casework/test_refusals.py and
+# tests/referrals/test_reconsiderations.py.
+OTHER_OBJECT_ACTIONS += ["list_refusals", "record_refusal"]
+OTHER_OBJECT_ACTIONS += [
+    f"{verb}_reconsideration" for verb in ("request", "withdraw", "view")
+] + ["read_reconsideration_information"]
 
 # What each persona may do; every (action, case) pair not listed must be refused.
 NORTH_CASEWORK = {"view_case:north", "view_case:north_closed", "edit_case:north"}

@@ -258,3 +258,18 @@ def test_signed_in_user_sees_their_language(client, db, compiled):
     assert '<html lang="ru">' in page
     assert translated("ru", "Sign out") in page
     assert translated("ru", "Cases") in page
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"), [("en", "2,500.00"), ("az", "2.500,00"), ("ru", "2\u00a0500,00")]
+)
+def test_amounts_follow_the_language(app, language, expected):
+    from decimal import Decimal
+
+    from flask_babel import force_locale
+
+    from core.i18n import format_amount
+
+    with app.test_request_context(), force_locale(language):
+        assert format_amount(Decimal("2500")) == expected
+        assert format_amount(None) == ""

@@ -30,6 +30,27 @@ STATUS_DECISION = "status_decision"
 CASES = 60
 
 
+# Issue 7's demo paths add referrals of their own (a legal-aid referral for a return sign-off,
+# reconsiderations, more status decisions); they have their own tests. Here the demo's
+# referral set is checked on its own.
+NRM_PATH_SEEDERS = (
+    "referrals.reconsiderations.seed_demo_refusals_and_reconsiderations",
+    "casework.contacts.seed_demo_contacts",
+    "casework.child_protection.seed_demo_child_path",
+    "casework.returns.seed_demo_returns",
+    "reports.nrm_demo.seed_demo_status_decisions",
+)
+
+
+@pytest.fixture(autouse=True)
+def referral_demo_only():
+    # A patch of its own, so a test's monkeypatch.undo() leaves these off.
+    with pytest.MonkeyPatch.context() as patch:
+        for target in NRM_PATH_SEEDERS:
+            patch.setattr(target, lambda users: 0)
+        yield
+
+
 @pytest.fixture
 def loaded(db):
     return load_demo_data(case_count=CASES)

@@ -241,3 +241,26 @@ def test_referral_rates_are_checked_year_by_year(db):
     [row] = Statistics(Period(2024, 2025), k=5).referral_outcomes()
     assert row["sent"] == "26"
     assert (row["accepted"], row["declined"], row["expired"]) == ("x", "19%", "0%")
+
+
+def test_cases_count_by_intake_channel_with_the_lists_labels(app, world):
+    from casework.reference import seed_reference_lists
+
+    people, cases = world
+    seed_reference_lists()
+    # 9 by hotline, 6 walk-in, 3 by the police's operation; erased cases keep their channel.
+    for number, case in enumerate(cases):
+        case.intake_channel = (
+            "hotline" if number < 9 else "walk_in" if number < 15 else "police_operation"
+        )
+    database.session.commit()
+    refresh_if_stale()
+    database.session.commit()
+    channel = Statistics(Period(2025, 2025, "year"), k=5).dimension_table("intake_channel")
+    assert channel.value("hotline", TOTAL) == 9
+    assert channel.display("police_operation", TOTAL) == "<5"
+    # 18 - 9 - 6 would give the police's 3 back: the walk-ins are withheld too.
+    assert channel.display("walk_in", TOTAL) == "x"
+    page = client_for(app, people["analyst"]).get("/statistics/?first=2025&last=2025")
+    text = page.get_data(as_text=True)
+    assert "Intake channel" in text and "Hotline or call centre" in text

@@ -22,6 +22,7 @@ from core.i18n import format_number
 from core.models import AgencyType, Role
 from reports.statistics import ReferralCount, refresh_statistics
 from tests.factories import client_for, make_agency, make_user
+from tests.reports.nrm_builders import add_decision, add_refusal
 
 SECRET_NAME = "Zebulonia"
 PERSONAS = ("caseworker", "police", "admin", "auditor", "analyst", "coordinator")
@@ -71,6 +72,14 @@ def world(db):
             provider_agency_id=north.id,
             started_on=date(2025, 4, 1),
         )
+    # 2025: 6 refusals (2 of them for a small reason) and 8 status decisions, 5 negative
+    # (issue 7).
+    for number in range(6):
+        reason = "family_pressure" if number < 2 else "fear_of_traffickers"
+        add_refusal(people["police"], date(2025, 3 + number, 1), refusal_reason=reason)
+    for number, case in enumerate(cases[3:11]):
+        outcome = "not_recognised" if number < 5 else "recognised"
+        add_decision(case, date(2025, 11, 20), outcome, "insufficient_indicators")
     database.session.commit()
     refresh_statistics()
     # Referral outcomes are read from their pre-aggregated counts only.
@@ -84,7 +93,6 @@ def world(db):
                 count=count,
             )
         )
-    database.session.commit()
     return people
 
 
@@ -238,10 +246,24 @@ def test_the_page_links_every_table_to_its_downloads(app, world):
         "minor",
         "citizenship",
         "region",
+        "intake_channel",
         "agency_type",
         "nrm_status",
         "services",
         "referrals",
+        # Refusals to enter the NRM and status decisions (issue 7).
+        "refusals_reason",
+        "refusals_sex",
+        "refusals_age_band",
+        "refusals_minor",
+        "refusals_citizenship",
+        "refusals_region",
+        "refusals_agency_type",
+        "refusals_intake_channel",
+        "refusals_exploitation_form",
+        "decisions",
+        "decision_reasons",
+        "decision_times",
     }
     assert len(links) == 2 * len(names)
     assert all("grain=quarter" in link and "first=2024" in link for link in links)
