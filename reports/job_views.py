@@ -27,6 +27,7 @@ from reports import statistics_report as _statistics_report  # noqa: F401  (regi
 from reports.jobs import ReportJob, can_use_reports, kinds_for, submit_report, visible_report_jobs
 from reports.recurring import QUARTERLY, QUARTERS, latest_quarter
 from reports.statistics import GRAIN_LABELS, GRAINS
+from reports.views import fresh_statistics
 
 bp = Blueprint("report_jobs", __name__, url_prefix="/reports")
 
@@ -71,6 +72,9 @@ def _require_reports() -> None:
 def _request_form() -> ReportRequestForm:
     form = ReportRequestForm()
     form.kind.choices = [SelectChoice(kind.code, kind.label) for kind in kinds_for(current_user)]
+    # The years offered are those counted: bring the counts up to date first (a new
+    # installation has none until they are built).
+    fresh_statistics()
     years = statistics.available_years()
     choices = [SelectChoice(year, str(year)) for year in years]
     form.first.choices = choices

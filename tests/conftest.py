@@ -83,6 +83,7 @@ def app(database_url, tmp_path_factory):
     application.test_client_class = HavenClient
     with application.app_context():
         database.create_all()
+        _keep_insertion_order()
         _engines.append(database.engine)
     yield application
     with application.app_context():
@@ -116,11 +117,45 @@ def client(app, db) -> HavenClient:
 
 
 def _empty_tables() -> None:
+    """Delete every row, children first, and restart the id sequences.
+
+    DELETE, not TRUNCATE, on PostgreSQL too: a TRUNCATE of every table makes new files for
+    each of them, about 130 ms per test against a few ms for deleting the few rows a test
+    wrote (6 minutes of the PostgreSQL half).
+    """
     tables = list(reversed(database.metadata.sorted_tables))
     with database.engine.begin() as connection:
+        for table in tables:
+            connection.execute(table.delete())
         if connection.dialect.name == "postgresql":
-            names = ", ".join(f'"{table.name}"' for table in tables)
-            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                connection.execute(table.delete())
+            for sequence in _sequences(connection):
+                connection.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
+
+
+def _keep_insertion_order() -> None:
+    """Keep a table's rows in the order they were inserted, as after a TRUNCATE.
+
+    Tables are emptied with DELETE (``_empty_tables``); a vacuum running at some moment
+    would let later rows fill the freed space, and a query without ORDER BY would then
+    return rows in an order that changes from run to run.
+    """
+    with database.engine.begin() as connection:
+        if connection.dialect.name != "postgresql":
+            return
+        for table in database.metadata.sorted_tables:
+            connection.execute(
+                text(
+                    f'ALTER TABLE "{table.name}" SET '
+                    "(autovacuum_enabled = false, toast.autovacuum_enabled = false)"
+                )
+            )
+
+
+_SEQUENCES: list[str] = []
+
+
+def _sequences(connection) -> list[str]:
+    if not _SEQUENCES:
+        query = "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+        _SEQUENCES.extend(connection.execute(text(query)).scalars())
+    return _SEQUENCES

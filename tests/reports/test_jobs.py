@@ -434,3 +434,15 @@ def datetime_days_ago(days: int):
     from core.db import utcnow
 
     return utcnow() - timedelta(days=days)
+
+
+def test_the_request_form_offers_the_years_counted_on_a_new_installation(app, world):
+    from reports.statistics import Margin, Refresh
+
+    # As after installing: cases of 2025, but the statistics never built.
+    database.session.execute(Refresh.__table__.delete())
+    database.session.execute(Margin.__table__.delete())
+    database.session.commit()
+    page = client_for(app, world["analyst"]).get("/reports/").get_data(as_text=True)
+    first = re.search(r'<select[^>]*name="first"[^>]*>(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r'value="(\d{4})"', first) == ["2025"]

@@ -385,7 +385,9 @@ def test_the_crosstab_file_is_named_by_its_two_dimensions_and_years(app, db, wor
         "/statistics/exports/table.csv?grain=month&first=2025&last=2025&table=sex"
     )
     assert response.headers["Content-Disposition"].endswith('-sex-2025-2025-by-month.csv"')
-    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "export.table"))
+    entries = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "export.table").order_by(AuditEntry.id)
+    )
     assert [entry.object_id for entry in entries] == [
         "csv:sex-by-minor:2025-2025:year",
         "csv:sex:2025-2025:month",
