@@ -30,6 +30,7 @@ from casework.contacts import (
     SENDER_STATE_LABELS,
     STATE_BADGES,
     STATE_LABELS,
+    WITHDRAWN_LABEL,
     CallerRelation,
     ContactError,
     IncomingReport,
@@ -41,6 +42,9 @@ from casework.contacts import (
     open_incoming_count,
     record_hotline_call,
     send_notification,
+    source_report,
+    state_label,
+    withdraw_report,
 )
 from casework.reference import labels_for
 from core import audit
@@ -54,6 +58,7 @@ from core.policy import (
     can_record_hotline_call,
     can_send_notification,
     can_view_case,
+    can_view_report,
     report_or_404,
     visible_hotline_calls,
     visible_incoming_reports,
@@ -69,9 +74,24 @@ ACTION_LABELS = {
     Action.ACKNOWLEDGE: _l("Acknowledge"),
     Action.CONVERT: _l("Open a case"),
     Action.CLOSE: _l("Close without a case"),
+    Action.WITHDRAW: _l("Withdraw the notification"),
 }
 
 register_navigation_count("contacts.incoming", open_incoming_count)
+
+
+@bp.app_template_global()
+def case_source(case) -> dict | None:
+    """Return the report a case was opened from, for the case page's "Opened from" line:
+    its reference (says nothing about anyone), and whether the reader may open it."""
+    report = source_report(case)
+    if report is None:
+        return None
+    return {
+        "reference": report.reference,
+        "id": report.id,
+        "may_open": can_view_report(current_user, report),
+    }
 
 
 def _assistance_agencies() -> list[Agency]:
@@ -116,7 +136,7 @@ def _list(query, *, sender: bool):
     return [
         {
             "report": report,
-            "state_label": labels[State(report.state)],
+            "state_label": state_label(report, labels),
             "state_badge": STATE_BADGES[State(report.state)],
             "deadline": report.deadline(now),
         }
@@ -319,9 +339,17 @@ def _detail_page(report: IncomingReport, close_form: ReportCloseForm | None = No
         report=report,
         details=details,
         is_receiver=is_receiver,
-        state_label=labels[State(report.state)],
+        state_label=state_label(report, labels),
         state_badge=STATE_BADGES[State(report.state)],
-        history=[(row, labels[State(row.to_state)]) for row in report.transitions],
+        history=[
+            (
+                row,
+                WITHDRAWN_LABEL
+                if row.action == Action.WITHDRAW.value
+                else labels[State(row.to_state)],
+            )
+            for row in report.transitions
+        ],
         facts=_coded_facts(report),
         deadline=report.deadline(),
         actions=actions_for(current_user, report),
@@ -379,6 +407,25 @@ def close(report_id: uuid.UUID):
         flash(_("The report changed meanwhile; nothing was done."), "warning")
         return redirect(url_for("contacts.detail", report_id=report_id))
     flash(_("Report %(reference)s closed without a case.", reference=reference), "success")
+    return redirect(url_for("contacts.detail", report_id=report_id))
+
+
+@bp.post("/<uuid:report_id>/withdraw")
+def withdraw(report_id: uuid.UUID):
+    """The sender takes back a notification the receiver has not acknowledged yet."""
+    report = _acting_report(report_id, Action.WITHDRAW)
+    form = ReportActionForm()
+    if not form.validate():
+        abort(400)
+    reference = report.reference
+    try:
+        withdraw_report(current_user, report)
+        db.session.commit()
+    except (InvalidTransition, StaleDataError):
+        db.session.rollback()
+        flash(_("The report changed meanwhile; nothing was done."), "warning")
+        return redirect(url_for("contacts.detail", report_id=report_id))
+    flash(_("Notification %(reference)s withdrawn.", reference=reference), "success")
     return redirect(url_for("contacts.detail", report_id=report_id))
 
 

@@ -30,7 +30,8 @@ class State(enum.StrEnum):
     ACKNOWLEDGED = "acknowledged"
     # Turned into a case (the report keeps the link).
     CONVERTED = "converted"
-    # Closed without a case, with a coded reason (advice only, not trafficking...).
+    # Closed without a case, with a coded reason (advice only, not trafficking...), or
+    # withdrawn by the sender before the receiver acknowledged it (reason "withdrawn").
     CLOSED = "closed"
 
 
@@ -39,6 +40,8 @@ class Action(enum.StrEnum):
     ACKNOWLEDGE = "acknowledge"
     CONVERT = "convert"
     CLOSE = "close"
+    # The sender takes back what it sent, while the receiver has not acknowledged it yet.
+    WITHDRAW = "withdraw"
 
 
 class Side(enum.StrEnum):
@@ -72,6 +75,9 @@ TRANSITIONS: dict[tuple[State, Action], Transition] = {
         State.CLOSED, Side.SENDER, frozenset({Requirement.REASON})
     ),
     (State.SENT, Action.ACKNOWLEDGE): Transition(State.ACKNOWLEDGED, Side.RECEIVER),
+    # Withdrawn by the sender (sent by mistake, or to the wrong receiver): closed, with the
+    # reason "withdrawn" set by the service, so statistics count it as closed, not open.
+    (State.SENT, Action.WITHDRAW): Transition(State.CLOSED, Side.SENDER),
     **{
         (state, Action.CONVERT): Transition(
             State.CONVERTED, Side.RECEIVER, frozenset({Requirement.CASE})

@@ -117,6 +117,8 @@ class ClosureReason(enum.StrEnum):
     UNREACHABLE = "unreachable"
     DUPLICATE = "duplicate"
     OTHER = "other"
+    # Set by the sender's withdrawal only; never a choice when closing.
+    WITHDRAWN = "withdrawn"
 
     @property
     def label(self) -> str:
@@ -124,7 +126,8 @@ class ClosureReason(enum.StrEnum):
 
     @classmethod
     def choices(cls) -> list[tuple[str, Any]]:
-        return [(reason.value, CLOSURE_REASON_LABELS[reason]) for reason in cls]
+        """Return the reasons a receiver (or the operator at the call) may choose."""
+        return [(reason.value, CLOSURE_REASON_LABELS[reason]) for reason in CHOSEN_REASONS]
 
 
 CLOSURE_REASON_LABELS = {
@@ -135,7 +138,10 @@ CLOSURE_REASON_LABELS = {
     ClosureReason.UNREACHABLE: _l("The person could not be reached"),
     ClosureReason.DUPLICATE: _l("Already known (another report or case)"),
     ClosureReason.OTHER: _l("Other"),
+    ClosureReason.WITHDRAWN: _l("Withdrawn by the sender"),
 }
+# The reasons chosen when closing; "withdrawn" comes with the sender's withdrawal only.
+CHOSEN_REASONS = tuple(reason for reason in ClosureReason if reason is not ClosureReason.WITHDRAWN)
 
 KIND_LABELS = {
     Kind.HOTLINE_CALL: _l("Hotline call"),
@@ -164,8 +170,11 @@ STATE_BADGES = {
     State.CONVERTED: "badge--ok",
     State.CLOSED: "",
 }
+# A closed report whose sender withdrew it, for both sides.
+WITHDRAWN_LABEL = _l("Withdrawn")
 
 register_notification_kind("contact.received", _l("New incoming report"))
+register_notification_kind("contact.withdrawn", _l("Incoming report withdrawn by the sender"))
 register_notification_kind("contact.case_opened_for_agency", _l("Case opened for your agency"))
 register_timeline_kind("contact.converted", _l("Case opened from an incoming report"))
 
@@ -395,9 +404,12 @@ def transition(
     move = transition_for(report.state, action)
     now = now or utcnow()
     if action is Action.CLOSE:
-        if closure_reason not in {reason.value for reason in ClosureReason}:
+        if closure_reason not in {reason.value for reason in CHOSEN_REASONS}:
             raise ContactError(_l("Please choose why it is closed."))
         report.closure_reason = closure_reason
+        report.closed_at = now
+    if action is Action.WITHDRAW:
+        report.closure_reason = ClosureReason.WITHDRAWN.value
         report.closed_at = now
     if action is Action.CONVERT:
         if case is None:
@@ -420,7 +432,7 @@ def transition(
     )
     db.session.flush()
     fields = ["state"]
-    if action is Action.CLOSE:
+    if action in (Action.CLOSE, Action.WITHDRAW):
         fields.append("closure_reason")
     if action is Action.CONVERT:
         fields.append("case_id")
@@ -618,6 +630,34 @@ def close_report(
     return transition(report, Action.CLOSE, user, closure_reason=closure_reason, now=now)
 
 
+def withdraw_report(
+    user: User, report: IncomingReport, *, now: datetime | None = None
+) -> IncomingReport:
+    """Withdraw a report the user's agency sent, while the receiver has not acknowledged it:
+    closed with the reason "withdrawn"; the receiver is told in the app.
+
+    :raises InvalidTransition: once the receiver acknowledged it (or it is no longer open).
+    """
+    now = now or utcnow()
+    transition(report, Action.WITHDRAW, user, now=now)
+    if report.receiving_agency is not None:
+        notify(
+            agency=report.receiving_agency,
+            kind="contact.withdrawn",
+            reference=report.reference,
+            link=f"/contacts/{report.id}",
+            now=now,
+        )
+    return report
+
+
+def state_label(report: IncomingReport, labels: Mapping[State, Any]) -> Any:
+    """Return the report's state as ``labels`` name it, a withdrawal named as such."""
+    if report.closure_reason == ClosureReason.WITHDRAWN.value:
+        return WITHDRAWN_LABEL
+    return labels[State(report.state)]
+
+
 def convert_report(
     user: User,
     report: IncomingReport,
@@ -733,12 +773,13 @@ def open_incoming_count(user: Any) -> int:
 
 
 def actions_for(user: Any, report: IncomingReport) -> list[Action]:
-    """Return the receiver actions the user may take on the report now."""
+    """Return the actions the user may take on the report now (receiver's, or the sender's
+    withdrawal)."""
     from core.policy import may
 
     return [
         action
-        for action in (Action.ACKNOWLEDGE, Action.CONVERT, Action.CLOSE)
+        for action in (Action.ACKNOWLEDGE, Action.CONVERT, Action.CLOSE, Action.WITHDRAW)
         if may(user, f"{action.value}_report", report)
     ]
 
@@ -747,7 +788,7 @@ def actions_for(user: Any, report: IncomingReport) -> list[Action]:
 
 # (sender key, kind, receiver key (None: advice only; "nrm": the coordinator), hours ago,
 #  outcome, data). Outcomes: "open", "acknowledged", "converted" (by the receiver),
-# "closed:<reason>". Invented people and stories.
+# "closed:<reason>", "withdrawn" (by the sender). Invented people and stories.
 _DEMO_REPORTS: tuple[tuple[str, Kind, str | None, float, str, dict[str, Any]], ...] = (
     (
         "hotline",
@@ -909,6 +950,22 @@ _DEMO_REPORTS: tuple[tuple[str, Kind, str | None, float, str, dict[str, Any]], .
         },
     ),
     (
+        "border",
+        Kind.AGENCY_NOTIFICATION,
+        "shelter",
+        3,
+        "withdrawn",
+        {
+            "intake_channel": "border_check",
+            "circumstances": "Sent to the wrong shelter by mistake; the border post withdrew "
+            "it and notified the national coordinator instead.",
+            "country": "AZ",
+            "sex": "Feminine",
+            "age_band": "25-34",
+            "exploitation_form": ["SexualExploitation"],
+        },
+    ),
+    (
         "labour",
         Kind.AGENCY_NOTIFICATION,
         "ngo",
@@ -980,6 +1037,8 @@ def seed_demo_contacts(users: dict[str, User]) -> int:
             convert_report(acting, report, case_data, owner_agency=owner, now=later)
         elif outcome.startswith("closed:") and acting is not None:
             close_report(acting, report, outcome.split(":", 1)[1], now=later)
+        elif outcome == "withdrawn":
+            withdraw_report(users[sender_key], report, now=later)
     db.session.flush()
     return added
 

@@ -230,6 +230,10 @@ def load_demo_data(case_count: int = DEMO_CASE_COUNT) -> DemoSummary:
     from reports.nrm_demo import seed_demo_status_decisions
 
     seed_demo_status_decisions(users)
+    # Enough hotline calls for the statistics of incoming reports to publish (issue 7).
+    from reports.nrm_path_demo import seed_demo_hotline_calls
+
+    seed_demo_hotline_calls(users)
     seed_demo_population()
     db.session.commit()
     return summary

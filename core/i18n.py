@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import format_date, format_datetime, format_decimal
 from flask_login import current_user
@@ -9,6 +12,8 @@ from flask_login import current_user
 from core.config import PROJECT_ROOT
 from core.extensions import babel
 
+# A decimal as the statistics write it (a median: "27.5"), without grouping.
+DECIMAL = re.compile(r"\d+\.\d+")
 LANGUAGE_NAMES = {"en": "English", "az": "Azərbaycanca", "ru": "Русский"}
 
 
@@ -27,12 +32,16 @@ def select_locale() -> str:
 def format_number(value: object) -> str:
     """Return a count with the language's digit grouping (1,234 / 1.234 / 1 234).
 
-    Anything that is not a whole number ("<5", "x", "12%", "") is shown as it is.
+    A decimal written with a point ("27.5", a median) gets the language's decimal separator
+    (27.5 / 27,5), every digit kept. Anything else ("<5", "x", "12%", "") is shown as it is.
     """
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
     if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
         return format_decimal(int(value))
+    if isinstance(value, str) and DECIMAL.fullmatch(value):
+        digits = len(value.split(".")[1])
+        return format_decimal(Decimal(value), format="#,##0." + "0" * digits)
     return str(value)
 
 

@@ -1326,6 +1326,18 @@ def can_close_report(user: Any, report: Any) -> bool:
     return _may_act_on_report(user, report, "close")
 
 
+def can_withdraw_report(user: Any, report: Any) -> bool:
+    """Return whether the user may withdraw the report: a notification the user's agency
+    sent, while the receiver has not acknowledged it (the sender side of the table)."""
+    from casework.contact_workflow import Kind, Side, actions_from  # lazy: see the docstring
+
+    return (
+        _is_report_sender(user, report)
+        and report.kind == Kind.AGENCY_NOTIFICATION.value
+        and "withdraw" in {item.value for item in actions_from(report.state, Side.SENDER)}
+    )
+
+
 def can_choose_case_owner(user: Any) -> bool:
     """Return whether the user opens a case from a report for another agency (the national
     coordinator, which keeps no case of its own); case staff open it for the own agency."""
@@ -1418,6 +1430,7 @@ RULES.update(
         "acknowledge_report": Rule(can_acknowledge_report, needs_object=True),
         "convert_report": Rule(can_convert_report, needs_object=True),
         "close_report": Rule(can_close_report, needs_object=True),
+        "withdraw_report": Rule(can_withdraw_report, needs_object=True),
         "choose_case_owner": Rule(can_choose_case_owner, needs_object=False),
     }
 )

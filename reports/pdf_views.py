@@ -16,8 +16,10 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from casework import child_protection, reintegration, returns
 from casework.intake import case_sections, nrm_summary, safeguarding
 from casework.models import CASE_STATUS_LABELS, CaseStatus
+from casework.reference import label_for
 from casework.timeline import timeline_for
 from core import audit, policy
 from core.audit import AuditEntry
@@ -25,6 +27,8 @@ from core.audit_views import AuditFilterForm, AuditRow, _filtered
 from core.db import db, utcnow
 from core.models import Agency, User
 from core.security import mark_sensitive
+from referrals import reconsiderations
+from referrals.decisions import decisions_of
 from referrals.models import EXCEPTION_LABELS, Referral
 from referrals.services import disclosed_field_names, receipts_of
 from referrals.sharing import RISK_LABELS, shared_content
@@ -84,6 +88,7 @@ def case_summary(case_id: uuid.UUID):
         .order_by(Referral.created_at.desc())
     ).all()
     timeline = timeline_for(case)
+    path = nrm_path_sections(case)
     body = _render(
         "case_summary.html",
         case.reference,
@@ -95,8 +100,10 @@ def case_summary(case_id: uuid.UUID):
         status_label=CASE_STATUS_LABELS[CaseStatus(case.status)],
         referrals=referrals,
         timeline=timeline,
+        path=path,
     )
     names = [row.name for section in sections for row in section.rows]
+    names += path["field_names"]
     if timeline:
         names.append("timeline.summary")
     # Committed with the response by the audit hook; if that fails, no PDF is sent.
@@ -104,6 +111,61 @@ def case_summary(case_id: uuid.UUID):
         "case.summary_downloaded", object_type="case", object_id=case.id, field_names=names
     )
     return _pdf_response(body, filename)
+
+
+# The personal (encrypted) fields the child-protection section prints, for the audit entry.
+CHILD_FIELDS = ("guardian.guardian_name",)
+
+
+def nrm_path_sections(case) -> dict:
+    """Return the NRM path sections of the case summary the reader may see.
+
+    The same rules as the case page's panels: the child path for a minor's case to whom may
+    view it, return and reintegration to whom may view aftercare, the status decisions (coded
+    outcome and reasons only, never the coordinator's free-text reason) and the
+    reconsideration requests the reader may see. A section the reader may not see is None.
+    """
+    child = None
+    names: list[str] = []
+    if case.is_minor and policy.can_view_child_path(current_user, case):
+        child = {
+            "path": child_protection.child_path(case),
+            "assessments": child_protection.history_of(
+                child_protection.FamilyAssessment,
+                case,
+                child_protection.FamilyAssessment.assessed_on,
+            ),
+        }
+        if child["path"].guardian is not None:
+            names += CHILD_FIELDS
+    aftercare = None
+    if policy.can_view_aftercare(current_user, case):
+        plans = returns.return_plans_of(case)
+        aftercare = {
+            "plan": next((plan for plan in plans if plan.is_open), plans[0] if plans else None),
+            "reintegration": reintegration.reintegration_plan_of(case),
+            "measures": reintegration.measures_of(case),
+            "visits": reintegration.visits_of(case),
+            "today": reintegration.local_today(),
+        }
+        plan = aftercare["plan"]
+        if plan is not None:
+            aftercare["country"] = label_for("country", plan.destination_country)
+            aftercare["region"] = (
+                label_for("region", plan.destination_region) if plan.destination_region else None
+            )
+    requests = [
+        item
+        for item in reconsiderations.reconsiderations_of(case)
+        if policy.can_view_reconsideration(current_user, item)
+    ]
+    return {
+        "child": child,
+        "aftercare": aftercare,
+        "decisions": decisions_of(case),
+        "pending": [item for item in requests if item.is_open],
+        "field_names": names,
+    }
 
 
 @bp.get("/referrals/<uuid:referral_id>/form.pdf")

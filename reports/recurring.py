@@ -206,6 +206,47 @@ def _decision_context(stats: Statistics) -> dict:
     }
 
 
+# The tables of the rest of the NRM path in the annual report, per subject (the first also
+# as a chart).
+PATH_REPORT_DIMENSIONS = {
+    "incoming": ("outcome", "kind"),
+    "returns": ("state", "destination"),
+    "measures": ("type", "status"),
+    "visits": ("outcome", "retrafficked"),
+    "guardians": ("guardian",),
+}
+
+
+def _path_context(stats: Statistics) -> list[dict]:
+    """Return the annual report's sections of the rest of the NRM path: per subject its
+    total and one or two tables."""
+    from reports.nrm_path import PATH_SUBJECTS
+
+    parts = []
+    for subject in PATH_SUBJECTS:
+        counted = Statistics(stats.period, k=stats.k, subject=subject)
+        names = PATH_REPORT_DIMENSIONS[subject.name]
+        tables = {name: counted.dimension_table(name) for name in names}
+        first = tables[names[0]]
+        parts.append(
+            {
+                "subject": subject.name,
+                "total": _shown(first, TOTAL, TOTAL),
+                "too_few": first.too_few,
+                "sections": [
+                    {
+                        "dimension": name,
+                        "title": tables[name].title,
+                        "table": tables[name],
+                        "chart": index == 0,
+                    }
+                    for index, name in enumerate(names)
+                ],
+            }
+        )
+    return parts
+
+
 def annual_context(year: int) -> dict:
     """Return everything the annual report shows for the year, protected."""
     stats = Statistics(Period(year, year, "quarter"))
@@ -226,6 +267,7 @@ def annual_context(year: int) -> dict:
         "referrals": stats.referral_outcomes(),
         "refusals": _refusal_context(stats),
         "decisions": _decision_context(stats),
+        "path": _path_context(stats),
         "k": stats.k,
         "too_few": tables["sex"].too_few,
     }
@@ -253,6 +295,9 @@ def quarterly_context(year: int, quarter: int) -> dict:
         "rates": rates,
         "services": stats.services_table(),
         "referrals": stats.referral_outcomes(),
+        # Protected by calendar year, by quarter: the year so far.
+        "refusals": _refusal_context(stats),
+        "decisions": _decision_context(stats),
         "k": stats.k,
         "too_few": tables["sex"].too_few,
     }

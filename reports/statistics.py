@@ -29,6 +29,13 @@ like the subject ("cases", "refusals", "decisions") and is the locked margin of 
 table of that subject. Negative decisions by reason are a part of the decisions: their
 monthly totals are locked to the two "not recognised" rows of the decisions table.
 
+Five more subjects of the rest of the NRM path (incoming reports, return plans,
+reintegration measures, follow-up visits, guardian appointment delay) are declared in
+``reports.nrm_path``: a ``Subject`` with a ``collect`` function (read in Python, counted
+into ``stat_margins`` by ``_refresh_collected``) and its rows' labels. It registers a
+dirty-month marker (``DIRTY_MARKERS``) and, for the guardian deadline that runs out with
+time alone, the months to recount once a day (``DAILY_STALE``).
+
 Freshness: casework must not import reports, so reports listens to the ORM instead. A
 ``before_flush`` listener notes, in the same transaction, the month of every case, case
 code, refusal (or its codes), decision, referral or service record whose counted fields
@@ -51,7 +58,7 @@ from __future__ import annotations
 
 import statistics as pystats
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -300,6 +307,11 @@ class Subject:
     # The title of a dimension's table ("%(dimension)s": its label), so that tables of two
     # subjects never share a title; None: the label alone.
     title_format: object | None = None
+    # A subject counted in Python (``reports.nrm_path``): ``collect(months)`` returns the
+    # (month, {dimension: code}) of every item counted in the months (all when None), and
+    # ``row_labels[dimension]()`` the (code, label) rows of each dimension.
+    collect: Callable[[list[str] | None], Iterable[tuple[str, dict[str, str]]]] | None = None
+    row_labels: Mapping[str, Callable[[], list[tuple[str, str]]]] | None = None
 
     def title(self, dimension: str) -> str:
         label = str(self.labels[dimension])
@@ -462,6 +474,9 @@ def refresh_statistics(months: Iterable[str] | None = None) -> int:
     )
     _refresh_refusals(month_list, dialect)
     _refresh_decisions(month_list)
+    for subject in SUBJECTS.values():
+        if subject.collect is not None:
+            _refresh_collected(subject, month_list)
     _refresh_referrals(month_list, dialect)
     _refresh_services(month_list, dialect)
     if month_list is None:
@@ -568,6 +583,25 @@ def _refresh_decisions(months: list[str] | None) -> None:
         )
 
 
+def _refresh_collected(subject: Subject, months: list[str] | None) -> None:
+    """Count the items of a subject counted in Python into ``stat_margins``."""
+    margins: dict[tuple[str, str, str], int] = defaultdict(int)
+    for month, codes in subject.collect(months):
+        if months is not None and month not in months:
+            continue
+        margins[(month, subject.name, COUNT)] += 1
+        for dimension in subject.dimensions:
+            margins[(month, dimension, codes.get(dimension) or UNKNOWN)] += 1
+    if margins:
+        db.session.execute(
+            insert(Margin),
+            [
+                {"month": m, "subject": subject.name, "dimension": d, "code": c, "count": n}
+                for (m, d, c), n in margins.items()
+            ],
+        )
+
+
 def _refresh_referrals(months: list[str] | None, dialect: str) -> None:
     query = select(
         Referral.sent_at, Referral.responded_at, Referral.service_type, Referral.state
@@ -628,8 +662,19 @@ def refresh_if_stale() -> int:
         refresh_statistics(None)
         return -1
     # Delete the markers first: a change committed after this statement leaves a new one.
-    months = session.scalars(delete(DirtyMonth).returning(DirtyMonth.month)).all()
-    return refresh_statistics(set(months)) if months else 0
+    months = set(session.scalars(delete(DirtyMonth).returning(DirtyMonth.month)).all())
+    if DAILY_STALE:
+        from casework.models import local_today
+
+        daily = session.get(Refresh, "daily")
+        today = local_today()
+        if daily is None or daily.refreshed_at.date() != today:
+            for stale in DAILY_STALE:
+                months |= stale()
+            daily = daily or Refresh(name="daily")
+            daily.refreshed_at = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+            session.add(daily)
+    return refresh_statistics(months) if months else 0
 
 
 # Marking months dirty ---------------------------------------------------------------------
@@ -675,12 +720,21 @@ def _changed(state, names: Iterable[str]) -> bool:
     return any(state.attrs[name].history.has_changes() for name in names)
 
 
+# Other modules' markers (``reports.nrm_path``): ``marker(session, obj)`` returns the months
+# an object's change makes stale (an empty set for objects it does not count).
+DIRTY_MARKERS: list[Callable[[Session, object], set[str | None]]] = []
+# Months stale because time passed (a deadline ran out), asked once a day.
+DAILY_STALE: list[Callable[[], set[str]]] = []
+
+
 def _note_dirty_months(session: Session, _context, _instances) -> None:
     months: set[str | None] = set()
     with session.no_autoflush:
         for obj in (*session.new, *session.dirty, *session.deleted):
             if isinstance(obj, DirtyMonth):
                 continue
+            for marker in DIRTY_MARKERS:
+                months |= marker(session, obj)
             if isinstance(obj, Case):
                 state = inspect(obj)
                 if obj in session.new or obj in session.deleted or _changed(state, _CASE_FIELDS):
@@ -875,6 +929,18 @@ class Statistics:
 
     cases_by_month = totals_by_month
 
+    def rows(self, dimension: str) -> list[tuple[str, str]]:
+        """Return the (code, label) rows of a dimension of the subject."""
+        present = self._present[dimension]
+        if self.subject.row_labels is None or dimension not in self.subject.row_labels:
+            return _rows(dimension, present)
+        rows = [(code, str(label)) for code, label in self.subject.row_labels[dimension]()]
+        known = {code for code, _label in rows}
+        rows += [(code, code) for code in sorted(present - known - {UNKNOWN})]
+        if UNKNOWN in present and UNKNOWN not in known:
+            rows.append((UNKNOWN, str(_l("Not recorded"))))
+        return rows
+
     def base(self, dimension: str, year: int) -> ProtectedTable:
         """Return the dimension by the months of the year, protected (the base table)."""
         key = (dimension, year)
@@ -883,7 +949,7 @@ class Statistics:
         if dimension not in self.subject.dimensions:
             raise KeyError(dimension)
         months = [f"{year}-{m:02d}" for m in range(1, 13)]
-        rows = _rows(dimension, self._present[dimension])
+        rows = self.rows(dimension)
         margins = self._margins[dimension]
         counts = {(code, m): margins.get((code, m), 0) for code, _label in rows for m in months}
         population = self.year_population(year)
@@ -1199,3 +1265,7 @@ def refresh_command(full: bool) -> None:
         changed = refresh_if_stale()
         click.echo(f"statistics refreshed ({changed} months)")
     db.session.commit()
+
+
+# The subjects of the rest of the NRM path register themselves (subjects, markers).
+from reports import nrm_path  # noqa: E402, F401

@@ -7,8 +7,9 @@ download can never hold a number the page hides.
 
 Besides the case tables, the dashboard shows the refusals to enter the NRM (one table per
 refusal dimension, ``refusals_<dimension>``) and the status decisions (``decisions``,
-``decision_reasons``, ``decision_times``), each subject protected on its own totals
-(``reports.statistics.Subject``).
+``decision_reasons``, ``decision_times``), and the rest of the NRM path
+(``reports.nrm_path``: ``<subject>_<dimension>``, e.g. ``incoming_outcome``), each subject
+protected on its own totals (``reports.statistics.Subject``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from core.db import db
 from core.forms import HavenForm
 from reports import statistics
 from reports.disclosure import ProtectedTable
+from reports.nrm_path import PATH_SUBJECTS
 from reports.statistics import (
     DECISION,
     DECISION_REASON,
@@ -53,6 +55,12 @@ SUBJECT_TABLES = {
     **{f"refusals_{name}": (REFUSAL_SUBJECT, name) for name in REFUSAL_DIMENSIONS},
     "decisions": (DECISION_SUBJECT, DECISION),
     "decision_reasons": (DECISION_SUBJECT, DECISION_REASON),
+    # The rest of the NRM path (``reports.nrm_path``): "<subject>_<dimension>".
+    **{
+        f"{subject.name}_{name}": (subject, name)
+        for subject in PATH_SUBJECTS
+        for name in subject.dimensions
+    },
 }
 DECISION_TIMES = "decision_times"
 # The tables of the dashboard, by the name the ``table`` argument gives them.
@@ -273,8 +281,19 @@ def index():
     decision_panels = [
         (name, build_table(stats, name)) for name in ("decisions", "decision_reasons")
     ]
+    path_sections = [
+        (
+            subject,
+            [
+                (f"{subject.name}_{name}", build_table(stats, f"{subject.name}_{name}"))
+                for name in subject.dimensions
+            ],
+        )
+        for subject in PATH_SUBJECTS
+    ]
     return render_template(
         "reports/statistics/index.html",
+        path_sections=path_sections,
         form=form,
         period=period,
         panels=panels,

@@ -22,6 +22,8 @@ EXPECTED = {
     (State.NEW, Action.SEND): (State.SENT, Side.SENDER),
     (State.NEW, Action.CLOSE): (State.CLOSED, Side.SENDER),
     (State.SENT, Action.ACKNOWLEDGE): (State.ACKNOWLEDGED, Side.RECEIVER),
+    # The sender withdraws what the receiver has not acknowledged (closed, reason "withdrawn").
+    (State.SENT, Action.WITHDRAW): (State.CLOSED, Side.SENDER),
     (State.SENT, Action.CONVERT): (State.CONVERTED, Side.RECEIVER),
     (State.SENT, Action.CLOSE): (State.CLOSED, Side.RECEIVER),
     (State.ACKNOWLEDGED, Action.CONVERT): (State.CONVERTED, Side.RECEIVER),
@@ -81,7 +83,15 @@ def test_the_receiver_acts_only_once_it_was_sent():
         Action.CONVERT,
         Action.CLOSE,
     ]
-    assert workflow.actions_from(State.SENT, Side.SENDER) == []
+    assert workflow.actions_from(State.SENT, Side.SENDER) == [Action.WITHDRAW]
+
+
+def test_the_sender_withdraws_only_before_the_receiver_acknowledged():
+    assert workflow.next_state(State.SENT, Action.WITHDRAW) is State.CLOSED
+    for state in (State.NEW, State.ACKNOWLEDGED, State.CONVERTED, State.CLOSED):
+        assert Action.WITHDRAW not in workflow.actions_from(state, Side.SENDER)
+        with pytest.raises(InvalidTransition):
+            workflow.next_state(state, Action.WITHDRAW)
 
 
 def test_the_notification_is_due_the_configured_hours_after_identification():

@@ -9,8 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from casework.contact_workflow import State
+from casework.contact_workflow import InvalidTransition, State
 from casework.contacts import (
+    CHOSEN_REASONS,
+    ClosureReason,
+    ContactError,
     IncomingReport,
     IncomingReportTransition,
     acknowledge_report,
@@ -19,9 +22,11 @@ from casework.contacts import (
     open_incoming_count,
     record_hotline_call,
     send_notification,
+    withdraw_report,
 )
 from casework.models import Case
 from casework.reference import seed_reference_lists
+from casework.services import open_case
 from core import policy
 from core.audit import AuditEntry
 from core.db import utcnow
@@ -759,6 +764,7 @@ def test_the_demo_covers_every_path_and_loads_once(db):
         r.country == "TR" and r.state == "converted" and not r.to_coordinator for r in returnees
     )
     assert any(report.deadline() == "overdue" for report in notes)
+    assert any(report.closure_reason == "withdrawn" for report in notes)
     hotline_cases = db.session.scalars(select(Case).where(Case.intake_channel == "hotline")).all()
     assert len(hotline_cases) == 1
     consular = db.session.scalars(select(Case).where(Case.intake_channel == "consular_abroad"))
@@ -803,3 +809,140 @@ def test_the_inbox_marks_overdue_by_the_clock(app, db, world, monkeypatch):
     assert "Overdue: the national coordinator" in client.get(f"/contacts/{report.id}").get_data(
         as_text=True
     )
+
+
+# Withdrawal by the sender -------------------------------------------------------------------
+
+
+def test_the_sender_withdraws_a_sent_notification(db, world):
+    report = a_notification(world, to="ngo")
+    db.session.commit()
+    assert open_incoming_count(world["alice"]) == 1
+    withdraw_report(world["consul"], report)
+    db.session.commit()
+    # Out of the receiver's inbox and off its deadline watch.
+    assert open_incoming_count(world["alice"]) == 0
+    assert reload(db, report.id).deadline() is None
+    report = reload(db, report.id)
+    assert report.state == State.CLOSED
+    assert report.closure_reason == ClosureReason.WITHDRAWN
+    assert report.closed_at is not None
+    assert report.transitions[-1].action == "withdraw"
+    assert report.transitions[-1].actor_user_id == world["consul"].id
+    entry = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "contact.withdraw")
+    ).one()
+    assert set(entry.field_name_list) == {"state", "closure_reason"}
+    kinds = db.session.scalars(
+        select(Notification.kind).where(Notification.agency_id == world["ngo"].id)
+    ).all()
+    assert "contact.withdrawn" in kinds
+
+
+def test_an_acknowledged_notification_can_no_longer_be_withdrawn(db, world):
+    report = a_notification(world, to="ngo")
+    acknowledge_report(world["alice"], report)
+    db.session.commit()
+    assert not policy.can_withdraw_report(world["consul"], report)
+    with pytest.raises(InvalidTransition):
+        withdraw_report(world["consul"], report)
+
+
+def test_withdrawn_is_never_a_reason_a_receiver_chooses(db, world):
+    assert ClosureReason.WITHDRAWN not in CHOSEN_REASONS
+    report = a_notification(world, to="ngo")
+    db.session.commit()
+    with pytest.raises(ContactError):
+        close_report(world["alice"], report, "withdrawn")
+
+
+def test_a_hotline_call_is_not_withdrawn_this_way(db, world):
+    report = a_call(world)
+    db.session.commit()
+    assert not policy.can_withdraw_report(world["operator"], report)
+
+
+# The sender's colleague at the same consulate may withdraw too (the agency sent it); nobody
+# else: the receiver closes instead, other agencies get 404.
+WITHDRAWERS = {"consul", "consul2"}
+SEES_THE_PAGE = {"consul", "consul2", "alice", "bob"}
+
+
+@pytest.mark.parametrize("who", PERSONAS)
+def test_only_the_sending_agency_withdraws(app, db, world, who):
+    report = a_notification(world, to="ngo")
+    db.session.commit()
+    response = client_for(app, world[who]).post_form(f"/contacts/{report.id}/withdraw", {})
+    state = reload(db, report.id).state
+    if who in WITHDRAWERS:
+        assert response.status_code == 302
+        assert state == State.CLOSED
+        return
+    assert response.status_code == (403 if who in SEES_THE_PAGE else 404)
+    assert state == State.SENT
+
+
+def test_the_page_offers_the_button_while_sent_and_shows_withdrawn(app, db, world):
+    report = a_notification(world, to="ngo")
+    db.session.commit()
+    consul = client_for(app, world["consul"])
+    page = consul.get(f"/contacts/{report.id}").get_data(as_text=True)
+    assert f"/contacts/{report.id}/withdraw" in page
+    receiver_page = client_for(app, world["alice"]).get(f"/contacts/{report.id}")
+    assert f"/contacts/{report.id}/withdraw" not in receiver_page.get_data(as_text=True)
+    response = consul.post_form(f"/contacts/{report.id}/withdraw", {})
+    assert response.status_code == 302
+    page = consul.get(f"/contacts/{report.id}").get_data(as_text=True)
+    assert "Withdrawn" in page
+    assert f"/contacts/{report.id}/withdraw" not in page
+    assert "Withdrawn" in consul.get("/contacts/sent").get_data(as_text=True)
+    receiver_page = client_for(app, world["alice"]).get(f"/contacts/{report.id}")
+    assert "Withdrawn" in receiver_page.get_data(as_text=True)
+
+
+def test_a_second_withdrawal_changes_nothing(app, db, world):
+    report = a_notification(world, to="ngo")
+    db.session.commit()
+    consul = client_for(app, world["consul"])
+    assert consul.post_form(f"/contacts/{report.id}/withdraw", {}).status_code == 302
+    assert consul.post_form(f"/contacts/{report.id}/withdraw", {}).status_code == 403
+
+
+# The case page names the report it came from --------------------------------------------------
+
+
+def test_the_case_page_links_the_report_it_was_opened_from(app, db, world):
+    report = a_call(world)
+    case = convert_report(world["alice"], report, {"given_name": "Günay", "sex": "Feminine"})
+    db.session.commit()
+    page = client_for(app, world["bob"]).get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "Opened from" in page
+    assert f'href="/contacts/{report.id}"' in page
+    assert report.reference in page
+
+
+def test_a_reader_who_may_not_open_the_report_sees_its_reference_only(app, db, world):
+    # Sent to the coordinator, who opens the case for NGO North: NGO North never received
+    # the report, so its staff see the reference without a link.
+    report = a_notification(world, to="nrm")
+    case = convert_report(
+        world["coordinator"],
+        report,
+        {"given_name": "Orxan", "sex": "Masculine"},
+        owner_agency=world["ngo"],
+    )
+    db.session.commit()
+    page = client_for(app, world["alice"]).get(f"/cases/{case.id}").get_data(as_text=True)
+    assert f"Opened from {report.reference}" in page
+    assert f"/contacts/{report.id}" not in page
+    assert client_for(app, world["alice"]).get(f"/contacts/{report.id}").status_code == 404
+
+
+def test_a_case_not_opened_from_a_report_says_nothing(app, db, world):
+    report = a_call(world)
+    case = convert_report(world["alice"], report, {"given_name": "Günay", "sex": "Feminine"})
+    other = open_case(world["alice"], {"given_name": "Rauf"})
+    db.session.commit()
+    page = client_for(app, world["alice"]).get(f"/cases/{other.id}").get_data(as_text=True)
+    assert "Opened from" not in page
+    assert case.reference not in page

@@ -98,7 +98,9 @@ OTHER_OBJECT_ACTIONS += ["view_child_path", "record_child_path", "manage_public_
 # Incoming reports (hotline calls, notifications): tested in tests/casework/test_contacts.py.
 OTHER_OBJECT_ACTIONS += ["record_hotline_call", "send_notification", "receive_reports"]
 OTHER_OBJECT_ACTIONS += ["view_report", "read_report_details", "choose_case_owner"]
-OTHER_OBJECT_ACTIONS += [f"{verb}_report" for verb in ("acknowledge", "convert", "close")]
+OTHER_OBJECT_ACTIONS += [
+    f"{verb}_report" for verb in ("acknowledge", "convert", "close", "withdraw")
+]
 # Return and reintegration: tested in tests/casework/test_returns.py and test_reintegration.py.
 OTHER_OBJECT_ACTIONS += ["view_aftercare", "edit_aftercare", "sign_return_plan"]
 OTHER_OBJECT_ACTIONS += ["view_return_plan", "list_return_sign_offs"]

@@ -264,7 +264,18 @@ def test_the_page_links_every_table_to_its_downloads(app, world):
         "decisions",
         "decision_reasons",
         "decision_times",
+        # The rest of the NRM path (issue 7): this world's minors' cases count in the
+        # guardian table; it has no incoming report, return plan, measure or visit.
+        "guardians_guardian",
     }
+    # A panel per table of the rest of the NRM path, links only where published
+    # (tests/reports/test_nrm_path_statistics.py checks the links with records).
+    from reports.views import SUBJECT_TABLES
+
+    path = {name for name in SUBJECT_TABLES if not name.startswith(("refusals_", "decision"))}
+    assert len(path) == 15
+    for name in path:
+        assert f'id="panel-{name}"' in page, name
     assert len(links) == 2 * len(names)
     assert all("grain=quarter" in link and "first=2024" in link for link in links)
     for link in links:
