@@ -85,14 +85,14 @@ SIGNER_FIELDS = (
 )
 
 
-def _waiting_sign_offs(user) -> int:
-    """Count the plans waiting for the user's side to sign them off (the navigation badge)."""
+def _waiting_sign_offs(user):
+    """Select the plans waiting for the user's side to sign them off (the navigation badge)."""
     from sqlalchemy import func
 
     query = visible_return_plans_to_sign(user).where(
         returns.ReturnPlan.state == State.RISK_ASSESSED.value
     )
-    return db.session.scalar(query.with_only_columns(func.count(returns.ReturnPlan.id))) or 0
+    return query.with_only_columns(func.count(returns.ReturnPlan.id)).order_by(None)
 
 
 register_navigation_count("aftercare.sign_offs", _waiting_sign_offs)

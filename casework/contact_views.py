@@ -39,7 +39,7 @@ from casework.contacts import (
     case_prefill,
     close_report,
     convert_report,
-    open_incoming_count,
+    open_incoming_count_query,
     record_hotline_call,
     send_notification,
     source_report,
@@ -77,7 +77,7 @@ ACTION_LABELS = {
     Action.WITHDRAW: _l("Withdraw the notification"),
 }
 
-register_navigation_count("contacts.incoming", open_incoming_count)
+register_navigation_count("contacts.incoming", open_incoming_count_query)
 
 
 @bp.app_template_global()

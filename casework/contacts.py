@@ -33,8 +33,10 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Select,
     String,
     func,
+    literal,
     select,
 )
 from sqlalchemy.exc import IntegrityError
@@ -760,16 +762,21 @@ def reported_to_coordinator(case: Case) -> bool:
     return db.session.scalar(query.limit(1)) is not None
 
 
-def open_incoming_count(user: Any) -> int:
-    """Return how many reports wait for the user's agency (the navigation badge)."""
+def open_incoming_count_query(user: Any) -> Select:
+    """Select how many reports wait for the user's agency (the navigation badge)."""
     from core.policy import can_receive_reports, visible_incoming_reports
 
     if not can_receive_reports(user):
-        return 0
+        return select(literal(0))
     query = visible_incoming_reports(user).where(
         IncomingReport.state.in_([state.value for state in OPEN_STATES])
     )
-    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return select(func.count()).select_from(query.order_by(None).subquery())
+
+
+def open_incoming_count(user: Any) -> int:
+    """Return how many reports wait for the user's agency."""
+    return db.session.scalar(open_incoming_count_query(user)) or 0
 
 
 def actions_for(user: Any, report: IncomingReport) -> list[Action]:

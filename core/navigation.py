@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, current_app, g, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy import Select, select
 
 from core.models import Role
 
@@ -158,19 +159,21 @@ def _policy():
     return policy
 
 
-# Endpoint -> function(user) -> a number shown beside the entry (areas register their own,
-# so core imports no blueprint). Keep each one a cheap, indexed count.
-NAVIGATION_COUNTS: dict[str, Callable[[Any], int]] = {}
+# Endpoint -> function(user) -> a SELECT of one count, shown beside the entry (areas register
+# their own, so core imports no blueprint). Keep each one a cheap, indexed count: every page
+# runs them, all in one statement.
+NAVIGATION_COUNTS: dict[str, Callable[[Any], Select]] = {}
 
 
-def register_navigation_count(endpoint: str, count: Callable[[Any], int]) -> None:
-    """Show ``count(user)`` beside the navigation entry of ``endpoint`` when it is not 0."""
-    NAVIGATION_COUNTS[endpoint] = count
+def register_navigation_count(endpoint: str, count_query: Callable[[Any], Select]) -> None:
+    """Show the count ``count_query(user)`` selects beside ``endpoint``'s entry when not 0."""
+    NAVIGATION_COUNTS[endpoint] = count_query
 
 
 def navigation_for(user) -> list[dict]:
     """Return the navigation entries the user's roles open, for endpoints that exist."""
     items = []
+    counted = []
     for entry in NAVIGATION:
         if entry.endpoint not in current_app.view_functions:
             continue
@@ -184,15 +187,21 @@ def navigation_for(user) -> list[dict]:
                 "label": entry.label,
                 "description": entry.description,
                 "active": request.endpoint == entry.endpoint,
-                "count": _count(entry.endpoint, user),
+                "count": None,
             }
         )
+        if entry.endpoint in NAVIGATION_COUNTS:
+            counted.append((items[-1], NAVIGATION_COUNTS[entry.endpoint](user)))
+    if counted:
+        # One round trip for all the badges of the page.
+        from core.db import db
+
+        values = db.session.execute(
+            select(*(query.scalar_subquery() for _item, query in counted))
+        ).one()
+        for (item, _query), value in zip(counted, values, strict=True):
+            item["count"] = value or 0
     return items
-
-
-def _count(endpoint: str, user) -> int | None:
-    count = NAVIGATION_COUNTS.get(endpoint)
-    return count(user) if count is not None else None
 
 
 def init_app(app: Flask) -> None:

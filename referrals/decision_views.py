@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import contains_eager, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -70,13 +70,16 @@ def _waiting(user):
     )
 
 
+def waiting_count_query(user) -> Select:
+    """Select how many status-decision requests wait for the coordinator."""
+    return _waiting(user).with_only_columns(func.count(Referral.id)).order_by(None)
+
+
 def waiting_count(user) -> int:
-    """Return how many status-decision requests wait for the coordinator."""
-    query = _waiting(user).with_only_columns(func.count(Referral.id))
-    return db.session.scalar(query) or 0
+    return db.session.scalar(waiting_count_query(user)) or 0
 
 
-register_navigation_count("decisions.index", waiting_count)
+register_navigation_count("decisions.index", waiting_count_query)
 
 
 @bp.app_template_global()

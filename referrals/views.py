@@ -16,7 +16,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import func
+from sqlalchemy import Select, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
@@ -87,13 +87,13 @@ def expire_overdue() -> None:
         db.session.rollback()
 
 
-def received_waiting_count(user) -> int:
-    """Return how many referrals wait for the user's agency to answer (new, overdue too)."""
+def received_waiting_count_query(user) -> Select:
+    """Select how many referrals wait for the user's agency to answer (new, overdue too)."""
     query = policy.visible_referrals_received(user).where(Referral.state == State.SENT.value)
-    return db.session.scalar(query.with_only_columns(func.count(Referral.id))) or 0
+    return query.with_only_columns(func.count(Referral.id)).order_by(None)
 
 
-register_navigation_count("referrals.index", received_waiting_count)
+register_navigation_count("referrals.index", received_waiting_count_query)
 
 
 @bp.app_template_global()

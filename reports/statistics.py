@@ -150,7 +150,8 @@ class CaseCodeCount(db.Model):
 
 
 class Margin(db.Model):
-    """Cases per month and code of one dimension (dimension "cases": all cases)."""
+    """Items of a subject per month and code of one dimension (the subject's own name as the
+    dimension: all of them)."""
 
     __tablename__ = "stat_margins"
     __table_args__ = (Index("ix_stat_margins_month", "month", "dimension"),)
